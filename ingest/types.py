@@ -1,0 +1,71 @@
+"""Records the store hands out. Plain dataclasses; the app maps `SearchHit` to the decoder's `Passage`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+SearchMode = Literal["hybrid", "vector", "fts"]
+DocumentStatus = Literal["ok", "failed"]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk_id: str
+    doc_id: str
+    path: str
+    doc_title: str
+    title: str
+    """Document title + section, for the Self-RAG prompt `"{title}\\n{text}"`."""
+    text: str
+    ordinal: int
+    """Position of the chunk in its document (0-based), to fetch neighbours."""
+    page_start: int | None
+    page_end: int | None
+    heading: str | None
+    score: float
+    """Higher is better; the meaning depends on the mode (cosine similarity, BM25, or fused RRF score)."""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    doc_id: str
+    path: str
+    title: str
+    content_hash: str
+    size: int
+    mtime: float
+    pages: int
+    chunks: int
+    status: DocumentStatus
+    error: str | None
+    embedder: str
+    ingested_at: float
+
+
+@dataclass
+class IngestProgress:
+    """Reported through the pipeline's callback; each report replaces the previous one."""
+
+    documents_total: int
+    documents_done: int
+    current_path: str | None = None
+    pages_done: int = 0
+    chunks_done: int = 0
+    eta_seconds: float | None = None
+    phase: str = "scanning"
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    """Path -> reason the user can act on."""
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed

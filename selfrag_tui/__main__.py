@@ -1,0 +1,5 @@
+import sys
+
+from selfrag_tui.cli import main
+
+sys.exit(main())
