@@ -41,6 +41,10 @@ class DocumentRecord:
     error: str | None
     embedder: str
     ingested_at: float
+    kind: str = ""
+    """"pdf", "markdown" or "text"."""
+    warnings: tuple[str, ...] = ()
+    """Things the user should know although the file loaded, e.g. a fallback text encoding."""
 
 
 @dataclass

@@ -1,0 +1,137 @@
+"""Cut a loaded document into passages: sentence-aware windows of roughly 100-200 words with overlap.
+
+A passage never crosses documents, and never crosses a Markdown heading (its heading path must stay true). PDF
+text flows across pages, so a passage keeps the page range it spans. Each passage's `title` is what the Self-RAG
+prompt puts above it: `"{title}\\n{text}"`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ingest.loaders import HEADING_SEPARATOR, LoadedDocument
+
+
+@dataclass(frozen=True)
+class Chunk:
+    title: str
+    """Document title + section ("Guide > Setup > Linux"), or the document title alone."""
+    text: str
+    page_start: int | None
+    page_end: int | None
+    heading: str | None
+    ordinal: int
+    """Position in the document, 0-based."""
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
+
+    def embedding_text(self) -> str:
+        """What gets embedded: the prompt form, so a passage is found by its section's words too."""
+        return f"{self.title}\n{self.text}"
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    text: str
+    words: int
+    page: int | None
+
+
+# A sentence ends at . ! ? (optionally followed by quotes/brackets) before whitespace, or at a blank line.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n")
+_LIST_ITEM = re.compile(r"\n(?=\s*(?:[-*+]|\d+[.)])\s)")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences and list items, whitespace-normalised. Good enough for windows; not a linguistic parser."""
+    pieces: list[str] = []
+    for block in _SENTENCE_END.split(text):
+        if not block:
+            continue
+        for item in _LIST_ITEM.split(block):
+            item = " ".join(item.split())
+            if item:
+                pieces.append(item)
+    return pieces
+
+
+def chunk_document(doc: LoadedDocument, *, chunk_words: int = 150, overlap_words: int = 30) -> list[Chunk]:
+    """Passages of about `chunk_words` words (never more than 4/3 of it), consecutive ones sharing up to
+    `overlap_words` words of whole sentences so a fact cut at a boundary is still whole in one of them."""
+    if chunk_words < 10:
+        raise ValueError(f"chunk_words must be at least 10 (got {chunk_words})")
+    overlap_words = max(0, min(overlap_words, chunk_words // 2))
+    max_words = chunk_words * 4 // 3
+
+    # Group sections into flows that chunks may span: a PDF is one flow; each Markdown section is its own.
+    flows: list[tuple[str | None, list[_Sentence]]] = []
+    for section in doc.sections:
+        sentences = [
+            piece
+            for sentence in split_sentences(section.text)
+            for piece in _split_long(sentence, max_words, section.page)
+        ]
+        if not sentences:
+            continue
+        if flows and doc.kind == "pdf" and flows[-1][0] == section.heading:
+            flows[-1][1].extend(sentences)
+        else:
+            flows.append((section.heading, sentences))
+
+    chunks: list[Chunk] = []
+    for heading, sentences in flows:
+        for window in _windows(sentences, chunk_words, overlap_words, max_words):
+            pages = [s.page for s in window if s.page is not None]
+            title = f"{doc.title}{HEADING_SEPARATOR}{heading}" if heading else doc.title
+            chunks.append(
+                Chunk(
+                    title=title,
+                    text=" ".join(s.text for s in window),
+                    page_start=min(pages) if pages else None,
+                    page_end=max(pages) if pages else None,
+                    heading=heading,
+                    ordinal=len(chunks),
+                )
+            )
+    return chunks
+
+
+def _split_long(sentence: str, max_words: int, page: int | None) -> list[_Sentence]:
+    """A "sentence" longer than a window (a table, a run-on line without punctuation) is cut into word runs."""
+    words = sentence.split()
+    if len(words) <= max_words:
+        return [_Sentence(sentence, len(words), page)]
+    step = max_words * 3 // 4
+    return [_Sentence(" ".join(words[i:i + step]), len(words[i:i + step]), page) for i in range(0, len(words), step)]
+
+
+def _windows(sentences: list[_Sentence], target: int, overlap: int, max_words: int) -> list[list[_Sentence]]:
+    windows: list[list[_Sentence]] = []
+    start, carried_sentences = 0, 0
+    while start < len(sentences):
+        end, words = start, 0
+        while end < len(sentences) and words < target and (words + sentences[end].words <= max_words or end == start):
+            words += sentences[end].words
+            end += 1
+        window = sentences[start:end]
+        if end >= len(sentences):
+            fresh = window[carried_sentences:]
+            # A short tail would make a weak passage of its own: fold it into the previous one when that fits.
+            if windows and sum(s.words for s in fresh) < target // 4:
+                merged = windows[-1] + fresh
+                if sum(s.words for s in merged) <= max_words + target // 4:
+                    windows[-1] = merged
+                    break
+            windows.append(window)
+            break
+        windows.append(window)
+        # The next window starts with the trailing whole sentences that fit in the overlap budget.
+        back, carried = end, 0
+        while back - 1 > start and carried + sentences[back - 1].words <= overlap:
+            back -= 1
+            carried += sentences[back].words
+        start, carried_sentences = back, end - back
+    return windows
