@@ -95,6 +95,8 @@ class Candidate:
     final_score: float
     finish_reason: str
     cumulative_logprob: float = 0.0
+    passage_truncated: bool = False
+    """Whether the passage text was shortened to fit the model's context in this candidate's prompt."""
 
 
 @dataclass(frozen=True)
@@ -218,3 +220,5 @@ class DecodeSettings:
     max_new_tokens: int = 200
     history_token_budget: int = 1024
     """Tokens of earlier chat turns folded into the instruction at most."""
+    closed_set: bool = False
+    """Short form only: sum candidate scores per normalised answer string (multiple choice, true/false)."""

@@ -1,0 +1,576 @@
+"""The Self-RAG decoder: adaptive retrieval, short form (best of K) and long form (segment beam search).
+
+SELFRAG_SPEC sections 3-6. The decoder is pure Python over the `Engine` interface and a retriever function
+`(query, k) -> passages`, so the app wires the document store in and tests hand it any passages. It reports
+progress as typed events from the thread it runs in and checks cancellation between steps.
+
+Long form implements the paper's Algorithm 1, not the released script (which never re-retrieves, always scores
+utility 0, builds wrong sibling prompts and drops shorter finished paths): every segment decides retrieval from
+the model's own retrieve-group distribution, retrieves with the question plus the previous segment, scores K
+candidates, and the beam keeps the best partial paths by the sum of segment scores; the answer is the best
+finished path, whatever its depth.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+from selfrag_tui.engines.base import Engine, EngineError, Generation, GenerationCancelled
+from selfrag_tui.selfrag.decision import FORMULAS, MODES, decide_after, decide_initial
+from selfrag_tui.selfrag.prompts import ContextOverflow, ContextPiece, PromptBuilder
+from selfrag_tui.selfrag.scoring import critique, final_score, sequence_score
+from selfrag_tui.selfrag.types import (
+    Answer,
+    Cancelled,
+    Candidate,
+    CandidateScored,
+    Critique,
+    DecisionMade,
+    DecodeSettings,
+    DecoderEvent,
+    Done,
+    Failed,
+    Passage,
+    PassagesRetrieved,
+    RetrievalDecision,
+    Segment,
+    SegmentChosen,
+    SegmentRetrieval,
+    TextDelta,
+)
+from selfrag_tui.selfrag.vocab import NO_SUPPORT, ReflectionVocab
+
+Retriever = Callable[[str, int], Sequence[Passage]]
+EventSink = Callable[[DecoderEvent], None]
+
+# Context tokens kept free for a passage when deciding how much chat history fits.
+PASSAGE_ROOM = 256
+# Below this, a candidate is not taken as relevant / supported (abstention).
+RELEVANCE_FLOOR = 0.5
+SUPPORT_FLOOR = 0.5
+
+
+class DecodeCancelled(Exception):
+    """The user cancelled the answer; a `Cancelled` event was emitted."""
+
+
+class DecodeError(ValueError):
+    """Bad decoding settings or a question the model cannot take; the message says what to change."""
+
+
+def validate_settings(settings: DecodeSettings) -> None:
+    """Reject settings the decoder cannot honour, naming the setting."""
+    problems: list[str] = []
+    if settings.mode not in MODES:
+        problems.append(f"decoding.mode must be one of {', '.join(MODES)} (got {settings.mode!r})")
+    if settings.form not in ("long", "short"):
+        problems.append(f"decoding.form must be 'long' or 'short' (got {settings.form!r})")
+    if settings.threshold_formula not in FORMULAS:
+        problems.append(f"decoding.threshold_formula must be 'paper' or 'released' (got {settings.threshold_formula!r})")
+    for name in ("k", "beam_width", "max_segments", "max_new_tokens"):
+        if getattr(settings, name) < 1:
+            problems.append(f"decoding.{name} must be at least 1 (got {getattr(settings, name)})")
+    if settings.history_token_budget < 0:
+        problems.append(f"decoding.history_token_budget must not be negative (got {settings.history_token_budget})")
+    if problems:
+        raise DecodeError("Invalid decoding settings: " + "; ".join(problems) + ".")
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One segment of a path, with what the next prompt needs from it."""
+
+    segment: Segment
+    piece: ContextPiece
+    generation: Generation
+    plain_ids: tuple[int, ...]
+    ends_path: bool
+
+
+@dataclass(frozen=True)
+class _Path:
+    steps: tuple[_Step, ...] = ()
+    score: float = 0.0
+    finished: bool = False
+
+    def current_passage(self) -> Passage | None:
+        """The passage in context for `[Continue to Use Evidence]`: the latest one the path used."""
+        for step in reversed(self.steps):
+            if step.segment.passage is not None:
+                return step.segment.passage
+        return None
+
+
+class _Turn:
+    """State of one `answer` call: events, cancellation, timings, passages seen."""
+
+    def __init__(
+        self, question: str, settings: DecodeSettings, on_event: EventSink | None, cancel: threading.Event | None
+    ) -> None:
+        self.question = question
+        self.settings = settings
+        self.on_event = on_event
+        self.cancel = cancel
+        self.timings = {"decision": 0.0, "retrieval": 0.0, "generation": 0.0, "total": 0.0}
+        self.retrieved: dict[str, Passage] = {}
+        self.verdicts: dict[str, Critique] = {}
+        self.searches = 0
+        self.empty_searches = 0
+        self.logprob_sources: set[str] = set()
+        self.citations: dict[str, int] = {}
+        self.committed: list[Segment] = []
+
+    def emit(self, event: DecoderEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise DecodeCancelled()
+
+    def cite(self, segment: Segment) -> Segment:
+        """Give the segment its citation number: passages are numbered by id in order of first use."""
+        if segment.passage is None:
+            return segment
+        number = self.citations.setdefault(segment.passage.id, len(self.citations) + 1)
+        return replace(segment, citation=number)
+
+    def commit(self, segments: Sequence[Segment]) -> None:
+        """Emit `SegmentChosen` for segments now certain to be in the answer (each once, in order)."""
+        for segment in segments[len(self.committed) :]:
+            chosen = self.cite(segment)
+            self.committed.append(chosen)
+            self.emit(SegmentChosen(chosen))
+
+
+class SelfRagDecoder:
+    """Answers questions with a Self-RAG model over an engine, retrieving through `retriever(query, k)`."""
+
+    def __init__(
+        self, engine: Engine, retriever: Retriever, settings: DecodeSettings = DecodeSettings()
+    ) -> None:
+        validate_settings(settings)
+        self.engine = engine
+        self.retriever = retriever
+        self.settings = settings
+        self.vocab = ReflectionVocab.from_engine(engine)
+        self.prompts = PromptBuilder(engine, self.vocab)
+        self._strip_ids = self.vocab.special_ids | {engine.eos_token_id}
+
+    # ------------------------------------------------------------------------------------------------------------
+    def answer(
+        self,
+        question: str,
+        *,
+        history: Sequence[tuple[str, str]] = (),
+        on_event: EventSink | None = None,
+        cancel: threading.Event | None = None,
+        settings: DecodeSettings | None = None,
+    ) -> Answer:
+        """Answer `question` (the latest user turn; `history` holds earlier (user, assistant) turns).
+
+        Emits events as work happens. On cancellation emits `Cancelled` and raises DecodeCancelled; on any
+        other error emits `Failed` and re-raises.
+        """
+        settings = settings or self.settings
+        turn = _Turn(question.strip(), settings, on_event, cancel)
+        started = time.perf_counter()
+        try:
+            validate_settings(settings)
+            if not turn.question:
+                raise DecodeError("The question is empty.")
+            turn.check_cancel()
+            result = self._answer(turn, history)
+        except (DecodeCancelled, GenerationCancelled) as exc:
+            turn.emit(Cancelled())
+            raise DecodeCancelled() from exc
+        except Exception as exc:
+            turn.emit(Failed(str(exc) or type(exc).__name__))
+            raise
+        result.timings["total"] = time.perf_counter() - started
+        turn.emit(Done(result))
+        return result
+
+    # ------------------------------------------------------------------------------------------------------------
+    def _answer(self, turn: _Turn, history: Sequence[tuple[str, str]]) -> Answer:
+        settings = turn.settings
+        base_ids = self._base_ids(turn, history)
+        started = time.perf_counter()
+        decision = decide_initial(self.engine, base_ids, self.vocab, settings)
+        turn.timings["decision"] += time.perf_counter() - started
+        turn.emit(DecisionMade(0, decision))
+        turn.check_cancel()
+        if settings.form == "short":
+            path = self._short_form(turn, base_ids, decision)
+        else:
+            path = self._long_form(turn, base_ids, decision)
+        turn.commit([step.segment for step in path.steps])
+        return self._build_answer(turn, decision, path)
+
+    def _base_ids(self, turn: _Turn, history: Sequence[tuple[str, str]]) -> list[int]:
+        """The base prompt, with as much history as leaves room for a passage and the new tokens."""
+        settings = turn.settings
+        bare = self.prompts.base_ids(turn.question)
+        markers = len(self.prompts.markers_only)
+        if len(bare) + markers + settings.max_new_tokens > self.engine.max_context:
+            raise DecodeError(
+                f"The question is {len(bare)} tokens long; with {settings.max_new_tokens} new tokens it does not "
+                f"fit the {self.engine.max_context}-token context of the model '{self.engine.model_name}'. "
+                f"Ask a shorter question or lower decoding.max_new_tokens."
+            )
+        room = self.engine.max_context - settings.max_new_tokens - len(bare) - PASSAGE_ROOM
+        budget = min(settings.history_token_budget, max(0, room))
+        if not history or budget == 0:
+            return bare
+        return self.prompts.base_ids(self.prompts.instruction(turn.question, history, budget))
+
+    # -- short form ----------------------------------------------------------------------------------------------
+    def _short_form(self, turn: _Turn, base_ids: list[int], decision: RetrievalDecision) -> _Path:
+        """One segment: K passages, K prompts, one batched call, the best candidate (ties to the lower index)."""
+        stop = (self.engine.eos_token_id,)
+        if decision.retrieve:
+            passages = self._retrieve(turn, 0, turn.question)
+            if passages:
+                steps = self._retrieval_steps(turn, base_ids, _Path(), 0, decision, passages, stop)
+                best = self._pick_short(turn, steps)
+                return _Path((best,), best.segment.score, True)
+        step = self._plain_step(turn, base_ids, _Path(), 0, decision, stop, stream=True)
+        return _Path((step,), step.segment.score, True)
+
+    def _pick_short(self, turn: _Turn, steps: list[_Step]) -> _Step:
+        if not turn.settings.closed_set:
+            return _first_max(steps, lambda step: step.segment.score)
+        # Closed-set questions: the answer string with the highest summed score wins, then its best candidate.
+        totals: dict[str, float] = {}
+        for step in steps:
+            key = _normalise_answer(step.segment.text)
+            totals[key] = totals.get(key, 0.0) + step.segment.score
+        best_key = _first_max(list(totals), lambda key: totals[key])
+        return _first_max(
+            [step for step in steps if _normalise_answer(step.segment.text) == best_key],
+            lambda step: step.segment.score,
+        )
+
+    # -- long form -----------------------------------------------------------------------------------------------
+    def _long_form(self, turn: _Turn, base_ids: list[int], decision: RetrievalDecision) -> _Path:
+        settings = turn.settings
+        stop = (*self.vocab.retrieve_ids, self.engine.eos_token_id)
+        beams = [_Path()]
+        finished: list[_Path] = []
+        for t in range(settings.max_segments):
+            expansions: list[_Path] = []
+            for beam in beams:
+                turn.check_cancel()
+                if t == 0:
+                    step_decision = decision
+                else:
+                    step_decision = decide_after(beam.steps[-1].generation, self.vocab, settings)
+                    turn.emit(DecisionMade(t, step_decision))
+                # Streaming is safe only when this continuation is certain to be in the answer.
+                certain = len(beams) == 1 and not finished
+                expansions.extend(self._expand(turn, base_ids, beam, t, step_decision, stop, stream=certain))
+            ranked = sorted(expansions, key=lambda path: -path.score)  # stable: ties keep beam, passage order
+            beams = []
+            for path in ranked:
+                if path.finished or t == settings.max_segments - 1:
+                    finished.append(replace(path, finished=True))
+                elif len(beams) < settings.beam_width:
+                    beams.append(path)
+            turn.commit(_common_prefix([*beams, *finished]))
+            if not beams:
+                break
+        return _first_max(finished, lambda path: path.score)
+
+    def _expand(
+        self,
+        turn: _Turn,
+        base_ids: list[int],
+        beam: _Path,
+        t: int,
+        decision: RetrievalDecision,
+        stop: tuple[int, ...],
+        *,
+        stream: bool,
+    ) -> list[_Path]:
+        """Every continuation of `beam` by one segment (K with retrieval, one without)."""
+        try:
+            if decision.retrieve:
+                query = turn.question if t == 0 else f"{turn.question} {beam.steps[-1].segment.text}".strip()
+                passages = self._retrieve(turn, t, query)
+                if passages:
+                    steps = self._retrieval_steps(turn, base_ids, beam, t, decision, passages, stop)
+                    return [self._extend(beam, step) for step in steps]
+            step = self._plain_step(turn, base_ids, beam, t, decision, stop, stream=stream)
+        except ContextOverflow:
+            if t == 0:
+                raise
+            # The answer so far fills the context: it ends here.
+            return [replace(beam, finished=True)]
+        return [self._extend(beam, step)]
+
+    @staticmethod
+    def _extend(beam: _Path, step: _Step) -> _Path:
+        return _Path((*beam.steps, step), beam.score + step.segment.score, step.ends_path)
+
+    # -- steps ---------------------------------------------------------------------------------------------------
+    def _retrieve(self, turn: _Turn, t: int, query: str) -> list[Passage]:
+        turn.check_cancel()
+        started = time.perf_counter()
+        passages = list(self.retriever(query, turn.settings.k))[: turn.settings.k]
+        turn.timings["retrieval"] += time.perf_counter() - started
+        turn.searches += 1
+        if not passages:
+            turn.empty_searches += 1
+        for passage in passages:
+            turn.retrieved.setdefault(passage.id, passage)
+        turn.emit(PassagesRetrieved(t, query, tuple(passages)))
+        turn.check_cancel()
+        return passages
+
+    def _retrieval_steps(
+        self,
+        turn: _Turn,
+        base_ids: list[int],
+        beam: _Path,
+        t: int,
+        decision: RetrievalDecision,
+        passages: Sequence[Passage],
+        stop: tuple[int, ...],
+    ) -> list[_Step]:
+        """K prompts (one passage each), one batched engine call, K scored candidates."""
+        earlier = [step.piece for step in beam.steps]
+        assembled = [
+            self.prompts.assemble(base_ids, earlier, max_new_tokens=turn.settings.max_new_tokens, passage=passage)
+            for passage in passages
+        ]
+        generations = self._generate(turn, [prompt.ids for prompt in assembled], stop)
+        candidates = []
+        for index, (passage, prompt, generation) in enumerate(zip(passages, assembled, generations, strict=True)):
+            candidate = self._candidate(turn, generation, passage, index, with_passage=True, truncated=prompt.truncated)
+            turn.verdicts.setdefault(passage.id, candidate.critique)
+            candidates.append(candidate)
+            turn.emit(CandidateScored(t, candidate))
+        siblings = tuple(candidates)
+        return [
+            self._make_step(t, "retrieval", decision, candidate, generation, siblings, prompt.tail, with_passage=True)
+            for prompt, candidate, generation in zip(assembled, candidates, generations, strict=True)
+        ]
+
+    def _plain_step(
+        self,
+        turn: _Turn,
+        base_ids: list[int],
+        beam: _Path,
+        t: int,
+        decision: RetrievalDecision,
+        stop: tuple[int, ...],
+        *,
+        stream: bool,
+    ) -> _Step:
+        """Continue without a new passage: `[No Retrieval]`, or `[Continue to Use Evidence]` when the model chose
+        it and a passage is in context."""
+        passage = beam.current_passage()
+        chose_continue = bool(beam.steps) and beam.steps[-1].generation.token_ids[-1:] == [self.vocab.continue_evidence]
+        if chose_continue and passage is not None and not decision.retrieve and turn.settings.mode != "never":
+            kind: SegmentRetrieval = "continue"
+            marker = (self.vocab.continue_evidence,)
+        else:
+            kind, marker, passage = "no_retrieval", (self.vocab.no_retrieval,), None
+        earlier = [step.piece for step in beam.steps]
+        prompt = self.prompts.assemble(
+            base_ids, earlier, max_new_tokens=turn.settings.max_new_tokens, marker_ids=marker
+        )
+        (generation,) = self._generate(turn, [prompt.ids], stop, stream=stream)
+        candidate = self._candidate(turn, generation, passage, None, with_passage=kind == "continue")
+        turn.emit(CandidateScored(t, candidate))
+        return self._make_step(t, kind, decision, candidate, generation, (candidate,), marker, with_passage=False)
+
+    def _make_step(
+        self,
+        t: int,
+        kind: SegmentRetrieval,
+        decision: RetrievalDecision,
+        candidate: Candidate,
+        generation: Generation,
+        siblings: tuple[Candidate, ...],
+        head: Sequence[int],
+        *,
+        with_passage: bool,
+    ) -> _Step:
+        generated = list(candidate.token_ids)
+        ends_path = not (generated and generated[-1] in self.vocab.retrieve_ids)
+        # The stop token opens the next segment, which brings its own marker; EOS ends the answer.
+        body = generated[:-1] if generated and generated[-1] in (*self.vocab.retrieve_ids, self.engine.eos_token_id) else generated
+        full = (*head, *body)
+        without_passage = (*self.prompts.markers_only, *body) if with_passage else None
+        segment = Segment(
+            index=t,
+            retrieval=kind,
+            decision=decision,
+            text=candidate.text,
+            raw_text=self.engine.decode(list(full)),
+            critique=candidate.critique,
+            score=candidate.final_score,
+            passage=candidate.passage,
+            candidates=siblings,
+        )
+        plain = tuple(token for token in body if token not in self._strip_ids)
+        return _Step(segment, ContextPiece(tuple(full), without_passage), generation, plain, ends_path)
+
+    def _candidate(
+        self,
+        turn: _Turn,
+        generation: Generation,
+        passage: Passage | None,
+        index: int | None,
+        *,
+        with_passage: bool,
+        truncated: bool = False,
+    ) -> Candidate:
+        review = critique(generation, self.vocab, with_passage=with_passage)
+        seq = sequence_score(generation)
+        return Candidate(
+            passage_index=index,
+            passage=passage,
+            text=self._plain_text(generation.token_ids),
+            raw_text=generation.text,
+            token_ids=tuple(generation.token_ids),
+            critique=review,
+            seq_score=seq,
+            final_score=final_score(review, seq, turn.settings),
+            finish_reason=generation.finish_reason,
+            cumulative_logprob=generation.cumulative_logprob,
+            passage_truncated=truncated,
+        )
+
+    def _plain_text(self, token_ids: Sequence[int]) -> str:
+        return self.engine.decode([token for token in token_ids if token not in self._strip_ids]).strip()
+
+    def _generate(
+        self, turn: _Turn, prompts: list[list[int]], stop: tuple[int, ...], *, stream: bool = False
+    ) -> list[Generation]:
+        turn.check_cancel()
+        on_token = None
+        if stream and len(prompts) == 1:
+
+            def on_token(token_id: int, delta: str) -> None:
+                # Reflection tokens are shown as markers from the critique, not as text.
+                if token_id not in self._strip_ids and delta:
+                    turn.emit(TextDelta(delta))
+
+        started = time.perf_counter()
+        generations = self.engine.generate(
+            prompts,
+            max_new_tokens=turn.settings.max_new_tokens,
+            stop_token_ids=stop,
+            score_ids=self.vocab.score_ids,
+            cancel=turn.cancel,
+            on_token=on_token,
+        )
+        turn.timings["generation"] += time.perf_counter() - started
+        if len(generations) != len(prompts):
+            raise EngineError(
+                f"The engine '{self.engine.name}' returned {len(generations)} generations for {len(prompts)} prompts."
+            )
+        for generation in generations:
+            turn.logprob_sources.add(generation.logprob_source)
+            if generation.finish_reason == "cancelled":
+                raise DecodeCancelled()
+        turn.check_cancel()
+        return generations
+
+    # -- the answer ----------------------------------------------------------------------------------------------
+    def _build_answer(self, turn: _Turn, decision: RetrievalDecision, path: _Path) -> Answer:
+        segments = tuple(turn.committed)
+        # Citation n is passages[n-1]: passages the answer uses first, then the rest in order of retrieval.
+        for passage_id in turn.retrieved:
+            turn.citations.setdefault(passage_id, len(turn.citations) + 1)
+        passages = tuple(
+            sorted((turn.retrieved[pid] for pid in turn.citations), key=lambda p: turn.citations[p.id])
+        )
+        verdicts = dict(turn.verdicts)
+        for segment in segments:
+            if segment.passage is not None and segment.critique.relevance is not None:
+                verdicts[segment.passage.id] = segment.critique
+        reason = self._abstain_reason(turn, segments, verdicts)
+        plain_parts = [self.engine.decode(list(step.plain_ids)).strip() for step in path.steps]
+        sources = turn.logprob_sources
+        return Answer(
+            question=turn.question,
+            form=turn.settings.form,
+            decision=decision,
+            segments=segments,
+            passages=passages,
+            text=" ".join(part for part in plain_parts if part),
+            raw_text="".join(segment.raw_text for segment in segments),
+            score=path.score,
+            relevance_verdicts=verdicts,
+            abstained=reason is not None,
+            abstain_reason=reason,
+            timings=dict(turn.timings),
+            logprob_source="topk" if "topk" in sources else "exact",
+        )
+
+    def _abstain_reason(
+        self, turn: _Turn, segments: Sequence[Segment], verdicts: dict[str, Critique]
+    ) -> str | None:
+        """Why the answer should not be taken as fact, in words; None when nothing argues against it."""
+        reasons: list[str] = []
+        if any(segment.decision.retrieve for segment in segments):
+            if not turn.retrieved:
+                reasons.append("The model needed to look something up, but the search found no passages.")
+            else:
+                best = max((v.relevance or 0.0) for v in verdicts.values()) if verdicts else 0.0
+                if best <= RELEVANCE_FLOOR:
+                    reasons.append(
+                        f"None of the {len(turn.retrieved)} retrieved passages was judged relevant "
+                        f"(highest relevance {best:.2f})."
+                    )
+        for segment in segments:
+            review = segment.critique
+            checked = segment.retrieval == "retrieval" or review.support_token is not None
+            if segment.passage is None or not checked:
+                continue
+            support = review.support or 0.0
+            if review.support_token == NO_SUPPORT or support < SUPPORT_FLOOR:
+                token = review.support_token or "no support rating"
+                where = f"segment {segment.index + 1}" if len(segments) > 1 else "the answer"
+                reasons.append(
+                    f"The model did not find {where} supported by its source [{segment.citation}] "
+                    f"({token}, support {support:.2f})."
+                )
+        return " ".join(reasons) if reasons else None
+
+
+def _common_prefix(paths: Sequence[_Path]) -> list[Segment]:
+    if not paths:
+        return []
+    prefix: list[Segment] = []
+    for depth in range(min(len(path.steps) for path in paths)):
+        step = paths[0].steps[depth]
+        if any(path.steps[depth] is not step for path in paths[1:]):
+            break
+        prefix.append(step.segment)
+    return prefix
+
+
+def _first_max(items, key):
+    """The item with the highest key; the first one on ties (lower passage index, earlier path)."""
+    best, best_key = None, -math.inf
+    for item in items:
+        value = key(item)
+        if best is None or value > best_key:
+            best, best_key = item, value
+    return best
+
+
+_PUNCTUATION = re.compile(r"[^\w\s]")
+
+
+def _normalise_answer(text: str) -> str:
+    return " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
