@@ -42,6 +42,10 @@ def resolve_model_location(name: str) -> str:
     return canonical_name(name)
 
 
+_CACHE: dict[tuple[str, str], "Embedder"] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 class Embedder:
     """A loaded sentence-transformers model. Thread-safe for `embed` (one call at a time)."""
 
@@ -53,13 +57,24 @@ class Embedder:
 
     @classmethod
     def load(cls, name: str = DEFAULT_EMBEDDER, *, device: str | None = None) -> "Embedder":
+        """The model, loaded once per process and name: a store re-opened (each CLI command in the app, each
+        test) reuses it instead of paying the load again."""
+        key = (canonical_name(name), device or "cpu")
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+            if cached is None:
+                cached = _CACHE[key] = cls._load_uncached(name, device=device)
+            return cached
+
+    @classmethod
+    def _load_uncached(cls, name: str, *, device: str | None) -> "Embedder":
         location = resolve_model_location(name)
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a dependency of the package
             raise EmbedderLoadError(f"sentence-transformers is not installed ({exc}); pip install sentence-transformers") from None
         try:
-            model = SentenceTransformer(location, device=device or "cpu")
+            model = _quiet_load(SentenceTransformer, location, device or "cpu")
         except Exception as exc:
             offline = os.environ.get("HF_HUB_OFFLINE") == "1"
             hint = (
@@ -114,6 +129,21 @@ class Embedder:
 
     def embed_query(self, query: str):
         return self.embed([query], batch_size=1)[0]
+
+
+def _quiet_load(factory, location: str, device: str):
+    """Load without transformers' per-weight progress bar, which would scribble over the CLI's own."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:  # pragma: no cover
+        return factory(location, device=device)
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        return factory(location, device=device)
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def _dimension(model) -> int:

@@ -251,7 +251,7 @@ class DocumentStore:
             pa.field("fts_text", pa.string()),
             pa.field("vector", pa.list_(pa.float32(), dim)),
         ])
-        table = self._db.create_table(name, schema=schema, mode="overwrite")
+        table = self._db.create_table(name, schema=schema)
         # Full text over title + text: a section heading's words find its passages too.
         table.create_index("fts_text", config=FTS())
         return table
