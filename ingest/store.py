@@ -466,7 +466,7 @@ class DocumentStore:
         if table is None:
             return
         with self.write_lock():
-            table.create_index(vector_column_name="vector", config=IvfHnswSq(distance_type="cosine"), replace=True)
+            table.create_index("vector", config=IvfHnswSq(distance_type="cosine"), replace=True)
 
     # --- reading -----------------------------------------------------------------------------------------------
 
