@@ -57,6 +57,17 @@ class ModelSettings(BaseModel):
     """OpenAI-compatible server (engine `openai`), e.g. `vllm serve selfrag/selfrag_llama2_7b`."""
     api_key: str | None = None
     request_timeout_s: float = 120.0
+    tokenizer: str | None = None
+    """Tokenizer folder or hub name when it is not next to the model: engine `openai` builds token-id prompts with
+    it (default: `model`); engine `llamacpp` uses it instead of the GGUF's own tokenizer when set."""
+    max_logprobs: int = 20
+    """vLLM's `max_logprobs` and the top-k asked of a server when exact reflection logprobs are unavailable."""
+    request_retries: int = 3
+    """Engine `openai`: retries on connection errors, with back-off."""
+    max_concurrent_requests: int = 8
+    """Engine `openai`: the K candidate prompts of a step are sent at once, up to this many."""
+    n_gpu_layers: int = 0
+    """Engine `llamacpp`: layers to offload to a GPU (llama.cpp built with GPU support); 0 = CPU only."""
 
 
 class DecodingSettings(BaseModel):
