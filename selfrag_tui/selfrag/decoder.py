@@ -124,6 +124,7 @@ class _Turn:
         self.logprob_sources: set[str] = set()
         self.citations: dict[str, int] = {}
         self.committed: list[Segment] = []
+        self.streamed = False
 
     def emit(self, event: DecoderEvent) -> None:
         if self.on_event is not None:
@@ -457,11 +458,23 @@ class SelfRagDecoder:
         turn.check_cancel()
         on_token = None
         if stream and len(prompts) == 1:
+            segment_started = False
 
             def on_token(token_id: int, delta: str) -> None:
                 # Reflection tokens are shown as markers from the critique, not as text.
-                if token_id not in self._strip_ids and delta:
-                    turn.emit(TextDelta(delta))
+                nonlocal segment_started
+                if token_id in self._strip_ids or not delta:
+                    return
+                if not segment_started:
+                    # Segments are joined by one space in the answer text; stream them the same way.
+                    delta = delta.lstrip()
+                    if not delta:
+                        return
+                    if turn.streamed:
+                        delta = " " + delta
+                    segment_started = True
+                turn.streamed = True
+                turn.emit(TextDelta(delta))
 
         started = time.perf_counter()
         generations = self.engine.generate(
