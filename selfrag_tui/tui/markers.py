@@ -1,0 +1,180 @@
+"""Rich `Text` for answers, markers, badges and sources.
+
+Everything from a document or the model goes in through `Text.append` after `clean_text`, never through markup
+parsing: Self-RAG's own tokens (`[Relevant]`, `[Utility:5]`) look like Rich markup, and a PDF may contain
+`[bold]` or escape sequences that must show as written.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from rich.text import Text
+
+from selfrag_tui.selfrag.types import Answer, Candidate, Critique, Passage, RetrievalDecision, Segment
+from selfrag_tui.tui.verdicts import Level, Verdict, clean_text, decision_summary, relevance_verdict, verdicts
+
+MarkerStyle = Literal["full", "compact", "plain"]
+MARKER_STYLES: tuple[MarkerStyle, ...] = ("full", "compact", "plain")
+
+LEVEL_STYLE: dict[Level, str] = {"good": "bold green", "mid": "bold yellow", "bad": "bold red", "none": "dim"}
+CITATION_STYLE = "bold cyan"
+
+
+def literal(text: str, style: str = "") -> Text:
+    """Document or model text, shown exactly as written (minus control characters)."""
+    return Text(clean_text(text), style=style)
+
+
+def verdict_text(verdict: Verdict, style: MarkerStyle) -> Text:
+    words = f"{verdict.symbol} {verdict.label}" if style == "full" else f"{verdict.symbol}{verdict.short}"
+    return Text(words, style=LEVEL_STYLE[verdict.level])
+
+
+def markers(segment: Segment, style: MarkerStyle) -> Text:
+    """The markers after a segment: citation, relevance, support, utility. Empty in plain style."""
+    out = Text()
+    if style == "plain":
+        return out
+    if segment.citation is not None:
+        out.append(f"[{segment.citation}]", style=CITATION_STYLE)
+    for number, verdict in enumerate(verdicts(segment.critique)):
+        if out:
+            out.append(" · " if style == "full" and number else " ", style="dim")
+        out.append_text(verdict_text(verdict, style))
+    return out
+
+
+def segment_text(segment: Segment, style: MarkerStyle) -> Text:
+    out = literal(segment.text.strip())
+    tail = markers(segment, style)
+    if tail:
+        out.append("  ")
+        out.append_text(tail)
+    return out
+
+
+def passage_label(passage: Passage) -> str:
+    where = passage.location
+    name = passage.source.rsplit("/", 1)[-1]
+    return f"{name}, {where}" if where else name
+
+
+def critique_details(critique: Critique, *, score: float | None = None, passage: Passage | None = None,
+                     citation: int | None = None) -> Text:
+    """Every number behind the markers, for the tooltip and the detail line."""
+    out = Text()
+    found = verdicts(critique)
+    for verdict in found:
+        if out:
+            out.append("\n")
+        out.append(f"{verdict.symbol} ", style=LEVEL_STYLE[verdict.level])
+        out.append(clean_text(verdict.describe()))
+        group = _group_probabilities(critique, verdict)
+        if group:
+            out.append(f"  [{group}]", style="dim")
+    if not found:
+        out.append("No critique tokens for this segment (no passage was used).", style="dim")
+    if score is not None:
+        out.append(f"\nsegment score {score:.3f}", style="dim")
+    if passage is not None:
+        out.append("\nsource ")
+        if citation is not None:
+            out.append(f"[{citation}] ", style=CITATION_STYLE)
+        out.append(clean_text(passage_label(passage)))
+    return out
+
+
+_GROUPS = {
+    "relevance": ("[Relevant]", "[Irrelevant]"),
+    "support": ("[Fully supported]", "[Partially supported]", "[No support / Contradictory]"),
+    "utility": tuple(f"[Utility:{k}]" for k in range(5, 0, -1)),
+}
+
+
+def _group_probabilities(critique: Critique, verdict: Verdict) -> str:
+    shown = [
+        f"{token.strip('[]')} {critique.probabilities[token]:.2f}"
+        for token in _GROUPS[verdict.kind]
+        if token in critique.probabilities
+    ]
+    return ", ".join(shown)
+
+
+def badge(decision: RetrievalDecision) -> Text:
+    """The retrieval decision of a turn, in words and colour."""
+    out = Text()
+    if decision.retrieve:
+        out.append(" ⟳ RETRIEVED ", style="bold black on green")
+    else:
+        out.append(" ∅ NO RETRIEVAL ", style="bold black on yellow")
+    out.append(" ")
+    out.append(decision_summary(decision).split(": ", 1)[1])
+    return out
+
+
+def abstention(answer: Answer) -> Text:
+    reason = answer.abstain_reason or "the best answer the model found is not supported by your documents"
+    out = Text("⚠ Not answered with confidence: ", style="bold red")
+    out.append(clean_text(reason).rstrip(". "))
+    out.append(". The draft below is shown for inspection, not as fact.", style="italic")
+    return out
+
+
+def source_line(citation: int, passage: Passage, verdict_critique: Critique | None) -> Text:
+    """One row of the source panel: number, title, file, location, search score, verdict with probability."""
+    verdict = relevance_verdict(verdict_critique) if verdict_critique is not None else None
+    irrelevant = verdict is not None and verdict.level == "bad"
+    base = "dim" if irrelevant else ""
+    out = Text(style=base)
+    out.append(f"[{citation}] ", style=CITATION_STYLE if not irrelevant else "dim cyan")
+    out.append(clean_text(passage.doc_title or passage.title or passage.source), style="bold")
+    out.append("\n    ")
+    out.append(clean_text(passage_label(passage)))
+    if passage.heading and passage.page_start is not None:
+        out.append(f" · {clean_text(passage.heading)}")
+    out.append(f"\n    score {passage.score:.3f} · ")
+    if verdict is None:
+        out.append("not judged", style="dim")
+    else:
+        out.append_text(verdict_text(verdict, "full"))
+        if verdict.probability is not None:
+            out.append(f" {verdict.probability:.2f}")
+    return out
+
+
+def candidate_heading(candidate: Candidate, citation: int | None, winner: bool) -> Text:
+    out = Text()
+    if winner:
+        out.append("★ chosen ", style="bold green")
+    if candidate.passage is None:
+        out.append("no passage", style="italic")
+    else:
+        if citation is not None:
+            out.append(f"[{citation}] ", style=CITATION_STYLE)
+        out.append(clean_text(passage_label(candidate.passage)))
+    return out
+
+
+def candidate_scores(candidate: Candidate, *, w_rel: float, w_sup: float, w_use: float) -> Text:
+    critique = candidate.critique
+    out = Text()
+
+    def row(name: str, value: float | None, verdict: Verdict | None, weight: float | None = None) -> None:
+        out.append(f"{name:<6}", style="bold")
+        out.append("   –  " if value is None else f"{value:+.3f}" if name == "ISUSE" else f" {value:.3f}")
+        if weight is not None:
+            out.append(f" ×{weight:g}", style="dim")
+        if verdict is not None:
+            out.append("  ")
+            out.append_text(verdict_text(verdict, "compact"))
+        out.append("\n")
+
+    found = {v.kind: v for v in verdicts(critique)}
+    row("ISREL", critique.relevance, found.get("relevance"), w_rel)
+    row("ISSUP", critique.support, found.get("support"), w_sup)
+    row("ISUSE", critique.utility, found.get("utility"), w_use)
+    row("seq", candidate.seq_score, None)
+    out.append("final ", style="bold")
+    out.append(f" {candidate.final_score:.3f}", style="bold")
+    return out
