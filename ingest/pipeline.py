@@ -146,8 +146,6 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
     report.failed.update(found.missing)
     progress = _Progress(len(found.files), sum(c.size for c in found.files), on_progress)
     progress.emit(phase="scanning")
-    max_bytes = int(max_file_mb * 1024 * 1024)
-
     with store.write_lock():
         known = {record.path: record for record in store.documents()}
         pending: list[_Pending] = []
@@ -199,7 +197,7 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
             progress.emit(current_path=path, phase="reading")
             previous = known.get(path)
             outcome = _prepare(candidate, previous, password=password, chunk_words=chunk_words,
-                               overlap_words=overlap_words, max_bytes=max_bytes)
+                               overlap_words=overlap_words, max_file_mb=max_file_mb)
             if outcome is None:  # unchanged
                 report.unchanged.append(path)
                 progress.done_bytes += candidate.size
@@ -237,15 +235,15 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
 
 
 def _prepare(candidate: _Candidate, previous, *, password: str | None, chunk_words: int, overlap_words: int,
-             max_bytes: int) -> tuple[DocumentWrite, list[Chunk] | None] | None:
+             max_file_mb: float) -> tuple[DocumentWrite, list[Chunk] | None] | None:
     """Read, hash, load and chunk one file. None when unchanged; (write, None) for a failure with its reason."""
     path = candidate.path
     write = DocumentWrite(path=str(path), title=path.stem, content_hash="", size=candidate.size,
                           mtime=candidate.mtime, kind=_kind(path))
     try:
-        if candidate.size > max_bytes:
-            raise FileTooLarge(str(path), f"file is {candidate.size / 1048576:.1f} MB, over the "
-                                          f"{max_bytes / 1048576:g} MB limit (raise ingest.max_file_mb to include it)")
+        if candidate.size > max_file_mb * 1024 * 1024:
+            raise FileTooLarge(str(path), f"file is {candidate.size / 1048576:.2f} MB, over the {max_file_mb:g} MB "
+                                          f"limit (raise ingest.max_file_mb to include it)")
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
             raise LoadError(str(path), f"unsupported file type '{path.suffix}' (supported: PDF, Markdown, text)")
         data = read_bytes(path)
