@@ -29,7 +29,7 @@ def exports_dir() -> Path:
 
 def _slug(title: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-    return slug[:50] or "conversation"
+    return slug[:50].rstrip("-") or "conversation"
 
 
 def _one_line(text: str) -> str:

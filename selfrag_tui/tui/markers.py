@@ -7,6 +7,7 @@ parsing: Self-RAG's own tokens (`[Relevant]`, `[Utility:5]`) look like Rich mark
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from rich.text import Text
@@ -52,6 +53,20 @@ def segment_text(segment: Segment, style: MarkerStyle) -> Text:
         out.append("  ")
         out.append_text(tail)
     return out
+
+
+def display_path(path: str) -> str:
+    """A file path as short as it stays unambiguous: relative to the working folder when inside it, else with
+    the home folder written `~`."""
+    target = Path(path)
+    try:
+        return str(target.relative_to(Path.cwd()))
+    except ValueError:
+        pass
+    try:
+        return "~/" + str(target.relative_to(Path.home()))
+    except ValueError:
+        return path
 
 
 def passage_label(passage: Passage) -> str:

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, DirectoryTree, Footer, ProgressBar, Static
 
 from selfrag_tui.tui.actions import bindings_for
+from selfrag_tui.tui.markers import display_path
 from selfrag_tui.tui.verdicts import clean_text
 from selfrag_tui.tui.widgets.path_input import PathInput
 from selfrag_tui.tui.widgets.status_bar import StatusBar
@@ -108,7 +109,7 @@ class LibraryScreen(Screen):
             problem = record.error or "; ".join(getattr(record, "warnings", ()) or ())
             table.add_row(
                 Text(clean_text(record.title or Path(record.path).name), no_wrap=True, overflow="ellipsis"),
-                Text(clean_text(record.path), no_wrap=True, overflow="ellipsis"),
+                Text(clean_text(display_path(record.path)), no_wrap=True, overflow="ellipsis"),
                 Text("✓ ok" if ok else "✗ failed", style="green" if ok else "bold red"),
                 Text(str(record.pages) if record.pages else "–", justify="right"),
                 Text(str(record.chunks), justify="right"),

@@ -39,6 +39,9 @@ class TurnView(Vertical):
         self._stream: MarkdownStream | None = None
         self._candidates_expected = 0
         self._candidates_scored = 0
+        self._streamed_text = False
+        """Whether the current segment's text already arrived as deltas."""
+        self._any_text = False
 
     def compose(self) -> ComposeResult:
         question = literal(self.question)
@@ -79,10 +82,19 @@ class TurnView(Vertical):
             progress.update(f"Segment {event.segment_index + 1}: scored {self._candidates_scored}/{total} candidates")
         elif isinstance(event, SegmentChosen):
             progress.update(f"Segment {event.segment.index + 1} chosen; continuing…")
+            # Segments generated in a batch (one per passage) were not streamed: show each once it is certain.
+            if not self._streamed_text and event.segment.text.strip():
+                await self._write((" " if self._any_text else "") + event.segment.text.strip())
+            self._streamed_text = False
         elif isinstance(event, TextDelta):
-            if self._stream is None:
-                self._stream = Markdown.get_stream(self.query_one(".stream", Markdown))
-            await self._stream.write(clean_text(event.text))
+            self._streamed_text = True
+            await self._write(event.text)
+
+    async def _write(self, text: str) -> None:
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.query_one(".stream", Markdown))
+        self._any_text = True
+        await self._stream.write(clean_text(text))
 
     async def stop_stream(self) -> None:
         if self._stream is not None:
