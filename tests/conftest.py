@@ -53,3 +53,137 @@ def store_env(tmp_path, monkeypatch):
     return tmp_path
 
 # ===== end of document store fixtures =============================================================================
+
+
+# ===== GGUF engines (llama.cpp in-process and the OpenAI-compatible server client) ================================
+# The tiny model is converted to GGUF once per session with llama.cpp's own converter; a real llama.cpp server
+# process serves it on loopback for the server-engine tests.
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir():
+    from selfrag_tui import locations
+
+    path = locations.demo_model_path()
+    if not (path / "config.json").is_file():
+        pytest.skip(f"the tiny demo model is not built at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gguf_converter():
+    """The `convert` function of scripts/convert_tiny_to_gguf.py (skips without llama-cpp-python or its sdist)."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install '.[llamacpp]')")
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "convert_tiny_to_gguf.py"
+    spec = importlib.util.spec_from_file_location("convert_tiny_to_gguf", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        module.find_sdist()
+    except module.ConversionError as exc:
+        pytest.skip(str(exc))
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_model_dir, gguf_converter, tmp_path_factory):
+    """The tiny model as llama.cpp's converter writes it (f32; Self-RAG tokens typed as control tokens)."""
+    return gguf_converter.convert(tiny_model_dir, tmp_path_factory.mktemp("gguf") / "tiny-selfrag-f32.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_text_tokens(tiny_gguf, gguf_converter, tmp_path_factory):
+    """The same GGUF with the Self-RAG tokens re-typed user-defined, so llama.cpp's server returns them."""
+    import shutil
+
+    target = tmp_path_factory.mktemp("gguf-text") / "tiny-selfrag-f32-text.gguf"
+    shutil.copy(tiny_gguf, target)
+    script = gguf_converter.extract_converter(gguf_converter.find_sdist())
+    assert gguf_converter.mark_reflection_tokens_as_text(target, script) == 15
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_transformers_engine(tiny_model_dir):
+    from selfrag_tui.engines.transformers_engine import TransformersEngine
+
+    engine = TransformersEngine.load(str(tiny_model_dir), device="cpu", dtype="float32", n_threads=1)
+    yield engine
+    engine.close()
+
+
+def start_llama_server(gguf_path, log_path):
+    """Start `python -m llama_cpp.server` on a free loopback port; return (process, base_url) once it answers."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_batch", "512"],
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.close()
+            raise RuntimeError(f"llama_cpp.server exited early: {open(log_path).read()[-2000:]}")
+        try:
+            urllib.request.urlopen(base_url + "/models", timeout=1).read()
+            return process, base_url
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"llama_cpp.server did not answer within 60 s: {open(log_path).read()[-2000:]}")
+
+
+def stop_llama_server(process) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except Exception:  # noqa: BLE001
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tiny_gguf_text_tokens, tmp_path_factory):
+    """A real llama.cpp OpenAI-compatible server serving the tiny model; yields its base URL."""
+    pytest.importorskip("uvicorn", reason="llama-cpp-python[server] is not installed")
+    process, base_url = start_llama_server(tiny_gguf_text_tokens, tmp_path_factory.mktemp("server") / "server.log")
+    yield base_url
+    stop_llama_server(process)
+
+# ===== end of GGUF engine fixtures ================================================================================
+
+
+# ===== tiny Self-RAG model (selfrag_tui/models/tiny-selfrag, transformers engine) ==================================
+# The bundled demo model through the real transformers engine, loaded once per session on one CPU thread.
+
+
+@pytest.fixture(scope="session")
+def tiny_engine():
+    """TransformersEngine over the bundled tiny Self-RAG model (CPU, float32, 1 thread)."""
+    from selfrag_tui.engines.transformers_engine import TransformersEngine
+    from selfrag_tui.locations import demo_model_path
+
+    engine = TransformersEngine.load(str(demo_model_path()), device="cpu", dtype="float32", n_threads=1)
+    yield engine
+    engine.close()
+
+
+# ===== end of tiny Self-RAG model fixtures =========================================================================
