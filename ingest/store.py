@@ -203,6 +203,10 @@ class DocumentStore:
                 self._embedder = embedder
             return self._embedder
 
+    @property
+    def embedder_loaded(self) -> bool:
+        return self._embedder is not None
+
     def use_embedder(self, embedder: Embedder) -> None:
         """Share an already loaded model (tests and the app load it once); it must be the configured one."""
         if embedder.name != self.embedder_name:
@@ -425,6 +429,9 @@ class DocumentStore:
             record = by_id.get(name) or by_path.get(name)
             if record is None:
                 record = by_path.get(str(Path(name).expanduser().resolve())) or by_id.get(doc_id_for(name))
+            if record is None and len(name) >= 6:  # an id prefix, as `docs` shows them
+                matches = [r for doc_id, r in by_id.items() if doc_id.startswith(name)]
+                record = matches[0] if len(matches) == 1 else None
             if record is not None:
                 found[record.doc_id] = record
         return list(found.values())

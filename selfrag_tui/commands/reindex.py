@@ -1,0 +1,74 @@
+"""`selfrag-chat reindex [--embedder NAME]`: re-embed every passage with another (or the configured) model.
+
+Passages are re-embedded from the text already in the store; files are not read again. The new vectors go into
+a new table that replaces the old one in one step, so an interrupted re-index leaves the old index working.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+    from selfrag_tui.settings import Settings
+
+
+def run(args: "argparse.Namespace", settings: "Settings") -> int:
+    from ingest.errors import StoreError
+    from ingest.store import DocumentStore
+
+    embedder = args.embedder or settings.store.embedder
+    try:
+        store = DocumentStore.open(settings.store_path, embedder=embedder,
+                                   vector_index_threshold=settings.store.vector_index_threshold,
+                                   embed_batch_size=settings.store.embed_batch_size, allow_embedder_change=True)
+        previous = store.stored_embedder
+        total = store.count_chunks()
+        print(f"Re-embedding {total} passages in {store.path} with {store.embedder_name}"
+              f"{f' (was {previous})' if previous and previous != store.embedder_name else ''}...",
+              file=sys.stderr)
+        done = store.reindex(on_progress=_printer(total))
+    except StoreError as exc:
+        print(f"selfrag-chat reindex: {exc}", file=sys.stderr)
+        return 2
+    print(f"Re-embedded {done} passages with {store.embedder_name}.")
+    if args.embedder:
+        _remember_embedder(settings, store.embedder_name)
+    return 0
+
+
+def _printer(total: int):
+    def report(done: int, _total: int) -> None:
+        print(f"  {done}/{total} passages", file=sys.stderr)
+
+    return report
+
+
+def _remember_embedder(settings: "Settings", name: str) -> None:
+    """Point `store.embedder` in the settings file at the new model, editing only that key: without it the next
+    command would open the store with the old model and refuse."""
+    import os
+    import tomllib
+
+    import tomli_w
+
+    from ingest.embedding import canonical_name
+    from selfrag_tui import locations
+
+    if canonical_name(settings.store.embedder) == name:
+        return
+    path = locations.config_file()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        data.setdefault("store", {})["embedder"] = name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        print(f"Could not update {path} ({exc}); set store.embedder = \"{name}\" there yourself.", file=sys.stderr)
+        return
+    print(f"Set store.embedder = \"{name}\" in {path}.")
+    if os.environ.get("SELFRAG_STORE__EMBEDDER"):
+        print("Note: SELFRAG_STORE__EMBEDDER is set and takes precedence over the settings file; update it too.",
+              file=sys.stderr)

@@ -1,0 +1,77 @@
+"""`selfrag-chat search QUERY`: passages from the store with file, page or heading, and score (no generator)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ingest.types import SearchHit
+    from selfrag_tui.settings import Settings
+
+
+def location(hit: "SearchHit") -> str:
+    """Where a passage is, the way a citation reads: `file.pdf, p. 3-4` or `notes.md § Llamas > Diet`."""
+    name = Path(hit.path).name
+    if hit.page_start is not None:
+        pages = (f"p. {hit.page_start}" if hit.page_end in (None, hit.page_start)
+                 else f"pp. {hit.page_start}-{hit.page_end}")
+        return f"{name}, {pages}"
+    if hit.heading:
+        return f"{name} § {hit.heading}"
+    return name
+
+
+def hit_json(rank: int, hit: "SearchHit") -> dict:
+    return {
+        "rank": rank, "score": round(hit.score, 6), "file": hit.path, "location": location(hit),
+        "page_start": hit.page_start, "page_end": hit.page_end, "heading": hit.heading, "title": hit.title,
+        "text": hit.text, "chunk_id": hit.chunk_id, "doc_id": hit.doc_id,
+    }
+
+
+def run(args: "argparse.Namespace", settings: "Settings") -> int:
+    from ingest.errors import StoreError
+    from selfrag_tui.services import open_store
+
+    mode = args.mode or settings.store.search_mode
+    try:
+        store = open_store(settings)
+        if args.doc:
+            _, missing = store.resolve_documents(args.doc)
+            if missing:
+                print(f"selfrag-chat search: not in the store: {', '.join(missing)} (see `selfrag-chat docs`)",
+                      file=sys.stderr)
+                return 1
+        hits = store.search(args.query, k=args.k, mode=mode, documents=args.doc)
+    except StoreError as exc:
+        print(f"selfrag-chat search: {exc}", file=sys.stderr)
+        return 2
+
+    if args.json:
+        print(json.dumps({"query": args.query, "mode": mode, "hits": [hit_json(i, h) for i, h in enumerate(hits, 1)]},
+                         ensure_ascii=False, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console()
+    if not hits:
+        empty = store.count_chunks() == 0
+        console.print(f"No passages found{' (the store is empty: add files with `selfrag-chat ingest PATH`)' if empty else ''}.")
+        return 0
+    for rank, hit in enumerate(hits, 1):
+        header = Text()
+        header.append(f"{rank}. ", style="bold")
+        header.append(location(hit), style="bold cyan")
+        header.append(f"   {mode} score {hit.score:.3f}", style="dim")
+        console.print(header)
+        console.print(Text(hit.title, style="italic"))
+        text = hit.text if len(hit.text) <= 700 else hit.text[:697] + "..."
+        console.print(Text(text), soft_wrap=False)
+        console.print()
+    return 0
