@@ -12,8 +12,10 @@ export TRANSFORMERS_OFFLINE ?= 1
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch named in the same command so the resolver takes the CPU build.
-	$(PY) -m pip install -q "torch==2.13.0" -e ".[test]"
+	# torch named in the same command so the resolver takes the CPU build. The llamacpp extra compiles
+	# llama.cpp from source (minutes, once per fresh venv); its source archive is kept for the GGUF tests.
+	$(PY) -m pip install -q "torch==2.13.0" -e ".[test,llamacpp]"
+	$(PY) -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==0.3.36" -d $(VENV)/sdist
 	touch $(STAMP)
 
 install: $(STAMP)
