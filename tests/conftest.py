@@ -70,9 +70,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir():
+    from pathlib import Path
+
     from selfrag_tui import locations
 
-    path = locations.demo_model_path()
+    # SELFRAG_TINY_MODEL runs the GGUF tests on another build of the tiny model (e.g. a retrained one).
+    path = Path(os.environ.get("SELFRAG_TINY_MODEL") or locations.demo_model_path())
     if not (path / "config.json").is_file():
         pytest.skip(f"the tiny demo model is not built at {path}")
     return path
