@@ -148,6 +148,10 @@ class SelfRagApp(App[int]):
         self.install_screen(SettingsScreen(), "settings")
         self.install_screen(HistoryScreen(), "history")
         self.push_screen("chat")
+        # Start loading after the first frame is drawn: the imports in the workers hold the GIL for seconds.
+        self.call_after_refresh(self._start_loading)
+
+    def _start_loading(self) -> None:
         if self.store is None:
             self.store_status = ("loading", "opening…")
             self.open_document_store()
