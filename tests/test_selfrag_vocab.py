@@ -46,3 +46,16 @@ class SplittingEngine(ScriptedEngine):
 def test_tokenizer_that_splits_reflection_tokens_is_rejected():
     with pytest.raises(MissingReflectionTokens, match="single tokens"):
         ReflectionVocab.from_engine(SplittingEngine())
+
+
+class PrefixSpaceEngine(ScriptedEngine):
+    """A SentencePiece-like tokenizer that puts one prefix-space piece before text starting with a special token."""
+
+    def encode(self, text: str, *, add_bos: bool = True) -> list[int]:
+        ids = super().encode(text, add_bos=add_bos)
+        return ids[:1] + [self._id("▁")] + ids[1:] if add_bos else [self._id("▁")] + ids
+
+
+def test_a_stray_prefix_space_piece_is_tolerated():
+    vocab = ReflectionVocab.from_engine(PrefixSpaceEngine())
+    assert vocab.retrieval == 32001
