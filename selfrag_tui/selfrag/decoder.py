@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from selfrag_tui.engines.base import Engine, EngineError, Generation, GenerationCancelled
 from selfrag_tui.selfrag.decision import FORMULAS, MODES, decide_after, decide_initial
-from selfrag_tui.selfrag.prompts import ContextOverflow, ContextPiece, PromptBuilder
+from selfrag_tui.selfrag.prompts import ContextOverflow, ContextPiece, PromptBuilder, passage_block_text
 from selfrag_tui.selfrag.scoring import critique, final_score, sequence_score
 from selfrag_tui.selfrag.types import (
     Answer,
@@ -414,7 +414,7 @@ class SelfRagDecoder:
             retrieval=kind,
             decision=decision,
             text=candidate.text,
-            raw_text=self.engine.decode(list(full)),
+            raw_text=self._raw_text(head, body, candidate),
             critique=candidate.critique,
             score=candidate.final_score,
             passage=candidate.passage,
@@ -422,6 +422,12 @@ class SelfRagDecoder:
         )
         plain = tuple(token for token in body if token not in self._strip_ids)
         return _Step(segment, ContextPiece(tuple(full), without_passage), generation, plain, ends_path)
+
+    def _raw_text(self, head: Sequence[int], body: Sequence[int], candidate: Candidate) -> str:
+        """The segment as the model saw it; the passage block's text is rebuilt rather than decoded (cheaper)."""
+        if candidate.passage is not None and candidate.passage_index is not None and not candidate.passage_truncated:
+            return passage_block_text(candidate.passage) + self.engine.decode(list(body))
+        return self.engine.decode([*head, *body])
 
     def _candidate(
         self,
