@@ -16,29 +16,49 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBABILITY_TOLERANCE = 1e-3
 
 
+def _chunk_with(evidence: str, source: str):
+    """The demo corpus chunk holding `evidence`, as the store would cut it (title and text)."""
+    from ingest.chunking import chunk_document
+    from ingest.loaders import load_file
+
+    chunks = chunk_document(load_file(ROOT / source))
+    return next((c for c in chunks if evidence[:60] in c.text), chunks[0])
+
+
 def sample_cases(limit: int = 4) -> list[tuple[str, str, str]]:
-    """(question, passage title, passage text) from the demo question set, plus an unrelated passage."""
+    """(question, passage title, passage text): demo questions with the chunk holding their answer, and the first
+    question with another question's chunk (what the model should judge irrelevant)."""
     data = json.loads((ROOT / "scripts" / "sample_qa.json").read_text(encoding="utf-8"))
+    items = data["factual"]
     cases = []
-    for item in data["factual"][:limit]:
-        cases.append((item["question"], item["location"], item["evidence"]))
-    first = data["factual"][0]
-    cases.append((first["question"], "Garden > Watering", "Water tomatoes deeply twice a week in dry weeks."))
+    for item in items[:limit]:
+        chunk = _chunk_with(item["evidence"], item["source"])
+        cases.append((item["question"], chunk.title, chunk.text))
+    other = next(i for i in items if i["source"] != items[0]["source"])
+    chunk = _chunk_with(other["evidence"], other["source"])
+    cases.append((items[0]["question"], chunk.title, chunk.text))
     return cases
 
 
 @dataclass
 class Reading:
-    retrieve: bool
-    p_retrieval: float
+    retrieve: list[bool]
     candidate_tokens: list[list[int]]
     critique_tokens: list[tuple[str | None, str | None, str | None]]
     probabilities: list[dict[str, float]]
     finish: list[str]
 
 
+def chitchat_prompts(limit: int = 2) -> list[str]:
+    data = json.loads((ROOT / "scripts" / "sample_qa.json").read_text(encoding="utf-8"))
+    return [item["prompt"] for item in data["chitchat"][:limit]]
+
+
 def build_prompts(encode, cases) -> tuple[list[list[int]], list[list[int]]]:
-    base = [encode(format_prompt(q)) for q, _, _ in cases]
+    """Base prompts (the cases' questions and two chit-chat prompts, for the retrieval decision) and one
+    passage prompt per case."""
+    questions = [q for q, _, _ in cases] + chitchat_prompts()
+    base = [encode(format_prompt(q)) for q in questions]
     passages = [
         encode(format_prompt(q) + f"[Retrieval]<paragraph>{title}\n{text}</paragraph>") for q, title, text in cases
     ]
@@ -47,18 +67,13 @@ def build_prompts(encode, cases) -> tuple[list[list[int]], list[list[int]]]:
 
 def read(engine, vocab: ReflectionVocab, base: list[list[int]], passages: list[list[int]]) -> Reading:
     decisions = engine.next_token_logprobs(base, [vocab.retrieval, vocab.no_retrieval])
-    first = decide_from_logprobs(decisions[0][vocab.retrieval], decisions[0][vocab.no_retrieval], threshold=0.2)
     generations = engine.generate(
         passages, max_new_tokens=40, stop_token_ids=vocab.retrieve_ids, score_ids=vocab.score_ids
     )
     critiques = [scoring.critique(g, vocab, with_passage=True) for g in generations]
-    retrieve_probabilities = []
-    for d in decisions:
-        r = decide_from_logprobs(d[vocab.retrieval], d[vocab.no_retrieval], threshold=0.2)
-        retrieve_probabilities.append({"p_retrieval": r.p_retrieval, "retrieve": float(r.retrieve)})
+    retrieval = [decide_from_logprobs(d[vocab.retrieval], d[vocab.no_retrieval], threshold=0.2) for d in decisions]
     return Reading(
-        retrieve=first.retrieve,
-        p_retrieval=first.p_retrieval,
+        retrieve=[r.retrieve for r in retrieval],
         candidate_tokens=[g.token_ids for g in generations],
         critique_tokens=[(c.relevance_token, c.support_token, c.utility_token) for c in critiques],
         probabilities=[
@@ -66,14 +81,18 @@ def read(engine, vocab: ReflectionVocab, base: list[list[int]], passages: list[l
              "utility": c.utility or 0.0}
             for c in critiques
         ]
-        + retrieve_probabilities,
+        + [{"p_retrieval": r.p_retrieval} for r in retrieval],
         finish=[g.finish_reason for g in generations],
     )
 
 
-def assert_agree(reference: Reading, other: Reading) -> None:
+def assert_agree(reference: Reading, other: Reading, *, eos_dropped: int | None = None) -> None:
+    """`eos_dropped`: the other engine cannot return a final EOS (llama.cpp's server leaves it out)."""
     assert other.retrieve == reference.retrieve
-    assert other.candidate_tokens == reference.candidate_tokens
+    expected_tokens = reference.candidate_tokens
+    if eos_dropped is not None:
+        expected_tokens = [t[:-1] if t and t[-1] == eos_dropped else t for t in expected_tokens]
+    assert other.candidate_tokens == expected_tokens
     assert other.critique_tokens == reference.critique_tokens
     assert other.finish == reference.finish
     for ref_probs, other_probs in zip(reference.probabilities, other.probabilities, strict=True):
