@@ -159,7 +159,7 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
             chunk_texts = [c.embedding_text() for p in pending for c in p.chunks]
             if chunk_texts:
                 if not store.embedder_loaded:
-                    progress.emit(phase="loading embedding model")
+                    progress.emit(phase="loading model")
                     store.embedder  # noqa: B018 - load now so the phase shown matches the wait
                 progress.emit(phase="embedding")
                 group_bytes, group_total, embedded = pending_bytes, len(chunk_texts), 0
