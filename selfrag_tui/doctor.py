@@ -285,6 +285,7 @@ def check_model(settings: "Settings") -> list[Finding]:
                                 details={"path": str(location), "weights_bytes": need}))
         findings += _fit(need, engine="llamacpp", gpus=gpus, total_ram=total_ram, available_ram=available_ram,
                          settings=settings)
+        findings += check_gguf_vocabulary(location)
         return findings
     config_file = location / "config.json"
     if not config_file.is_file():
@@ -309,6 +310,33 @@ def check_model(settings: "Settings") -> list[Finding]:
     findings += _fit(need, engine=engine, gpus=gpus if on_gpu else [], total_ram=total_ram,
                      available_ram=available_ram, settings=settings)
     return findings
+
+
+def check_gguf_vocabulary(path: Path) -> list[Finding]:
+    """Read only the GGUF's vocabulary (fast) and check the 16 Self-RAG tokens are single tokens in it."""
+    if not installed("llama_cpp"):
+        return []
+    import llama_cpp
+
+    from selfrag_tui.selfrag.vocab import ADDED_TOKENS
+
+    try:
+        llama = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    except Exception as exc:  # noqa: BLE001 - llama.cpp raises ValueError/RuntimeError on broken files
+        return [Finding("model", "error", f"llama.cpp cannot read {path} ({exc})",
+                        "Re-download the file or re-convert it with convert_hf_to_gguf.py.")]
+    missing = []
+    for token in ADDED_TOKENS:
+        ids = llama.tokenize(token.encode("utf-8"), add_bos=False, special=True)
+        if len(ids) != 1 or llama.detokenize(ids, special=True).decode("utf-8", "replace") != token:
+            missing.append(token)
+    llama.close()
+    if missing:
+        return [Finding("model", "error",
+                        f"{path.name} lacks {len(missing)} of the 16 Self-RAG tokens ({', '.join(missing[:3])}...): "
+                        "it is not a Self-RAG model",
+                        "Use a GGUF converted from selfrag/selfrag_llama2_7b (its added tokens must be in the vocabulary).")]
+    return [Finding("model", "ok", f"{path.name} has all 16 Self-RAG tokens as single tokens")]
 
 
 def _fit(need: int, *, engine: str, gpus: list[GpuInfo], total_ram: int | None, available_ram: int | None,

@@ -102,3 +102,16 @@ def test_cli_json_output_and_exit_status(doctor_env, capsys):
     assert {"paths", "gpu", "engines", "model", "store"} <= checks
     model = next(f for f in data["findings"] if f["check"] == "model")
     assert model["status"] == "error" and model["fix"]
+
+
+def test_gguf_vocabulary_is_checked_for_the_self_rag_tokens(doctor_env, tiny_gguf):
+    broken = doctor_env / "plain-llama.gguf"
+    data = bytearray(tiny_gguf.read_bytes())
+    at = data.find(b"[Retrieval]")
+    data[at : at + len(b"[Retrieval]")] = b"[Retrievax]"
+    broken.write_bytes(bytes(data))
+    for path, status in ((tiny_gguf, "ok"), (broken, "error")):
+        write_config(doctor_env / "config.toml", f'[model]\nmodel = "{path}"\n')
+        vocabulary = [f for f in run_checks(load_settings()).by_check("model") if "Self-RAG tokens" in f.message]
+        assert [f.status for f in vocabulary] == [status]
+    assert "[Retrieval]" in vocabulary[0].message and "selfrag/selfrag_llama2_7b" in vocabulary[0].fix
