@@ -148,6 +148,10 @@ class SelfRagApp(App[int]):
         self.install_screen(SettingsScreen(), "settings")
         self.install_screen(HistoryScreen(), "history")
         self.push_screen("chat")
+        if self.store is None:
+            self.store_status = ("loading", "opening…")
+        if self.engine is None and self._load_generator:
+            self.generator_status = ("loading", f"loading {_model_label(self.settings)}…")
         # Start loading after the first frame is drawn: the imports in the workers hold the GIL for seconds.
         self.call_after_refresh(self._start_loading)
 
@@ -438,9 +442,9 @@ class SelfRagApp(App[int]):
     def apply_settings(self, updates: dict[str, dict[str, Any]], *, save: bool = True) -> Path | None:
         """Merge `updates` (section -> fields) into the session's settings; persist them to the config file.
 
-        Only the changed fields are written over the configured settings, so a demo session saves its decoding
-        choices without pointing the user's config at the demo model. Reloads the generator when the model
-        changed. Raises pydantic's ValidationError for bad values.
+        Only the fields that differ from the session's are written over the configured settings, so a demo
+        session saves its decoding choices without pointing the user's config at the demo model. Reloads the
+        generator when the model changed. Raises pydantic's ValidationError for bad values.
         """
         def merged(base: Settings) -> Settings:
             data = base.model_dump()
@@ -448,6 +452,12 @@ class SelfRagApp(App[int]):
                 data.setdefault(section, {}).update(values)
             return Settings.model_validate(data)
 
+        current = self.settings.model_dump()
+        updates = {
+            section: changed
+            for section, values in updates.items()
+            if (changed := {k: v for k, v in values.items() if current.get(section, {}).get(k) != v})
+        }
         new_settings = merged(self.settings)
         model_changed = new_settings.model != self.settings.model
         self.settings = new_settings

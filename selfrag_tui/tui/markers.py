@@ -111,7 +111,7 @@ def _group_probabilities(critique: Critique, verdict: Verdict) -> str:
     shown = [
         f"{token.strip('[]')} {critique.probabilities[token]:.2f}"
         for token in _GROUPS[verdict.kind]
-        if token in critique.probabilities
+        if critique.probabilities.get(token, 0.0) >= 0.005  # the rest round to 0.00 and only add noise
     ]
     return ", ".join(shown)
 

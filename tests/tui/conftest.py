@@ -29,9 +29,12 @@ def private_paths(tmp_path, monkeypatch):
 def tui_engine(request):
     """The tiny demo generator through the real transformers engine, shared by the session."""
     try:
-        return request.getfixturevalue("tiny_engine")
+        shared = request.getfixturevalue("tiny_engine")
     except pytest.FixtureLookupError:
-        pass
+        shared = None
+    if shared is not None:
+        yield shared
+        return
     from selfrag_tui import services
     from selfrag_tui.settings import Settings
 

@@ -44,7 +44,7 @@ class SourcePanel(Vertical):
             title.update(Text("Sources", style="bold"))
             return
         if not answer.passages:
-            title.update(Text.assemble(("Sources", "bold"), (" — none: the model answered without retrieving", "dim")))
+            title.update(Text.assemble(("Sources", "bold"), (" — none (answered without retrieving)", "dim")))
             return
         title.update(Text.assemble(("Sources", "bold"), (f" — {len(answer.passages)} passage(s), Enter opens", "dim")))
         for citation, passage in enumerate(answer.passages, start=1):
