@@ -50,13 +50,14 @@ def answer_to_markdown(answer: Answer, *, heading_level: int = 2, number: int | 
                  f"**logprobs:** {answer.logprob_source}")
     lines.append("")
     if answer.abstained:
-        reason = _one_line(answer.abstain_reason or "the model's answer is not supported by the documents")
+        reason = _one_line(answer.abstain_reason or "the model's answer is not supported by the documents").rstrip(". ")
         lines.append(f"> **Not answered with confidence:** {reason}. The draft below is not supported as fact.")
         lines.append("")
     for segment in answer.segments:
         text = clean_text(segment.text).strip()
         cite = f" [{segment.citation}]" if segment.citation is not None else ""
-        judged = "; ".join(v.describe() for v in verdicts(segment.critique))
+        found = verdicts(segment.critique, with_passage=segment.passage is not None)
+        judged = "; ".join(v.describe() for v in found)
         critique = f" _({judged})_" if judged else ""
         lines.append(f"{text}{cite}{critique}")
         lines.append("")

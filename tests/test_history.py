@@ -81,7 +81,8 @@ def test_deleting_a_conversation_deletes_its_turns_segments_and_sources(history)
 
     db = sqlite3.connect(history.path)
     db.execute("PRAGMA foreign_keys = ON")
-    assert [db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("turns", "segments", "sources")] == [0, 0, 0]
+    counts = [db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("turns", "segments", "sources")]
+    assert counts == [0, 0, 0]
     with pytest.raises(KeyError, match=str(conversation_id)):
         history.load(conversation_id)
 

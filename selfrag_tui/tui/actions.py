@@ -80,7 +80,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     # History.
     ActionSpec("history_open", "enter", "open_conversation", "Open", "Reopen the selected conversation", "history"),
-    ActionSpec("history_delete", "delete", "delete_conversation", "Delete", "Delete the selected conversation", "history"),
+    ActionSpec(
+        "history_delete", "delete", "delete_conversation", "Delete", "Delete the selected conversation", "history",
+    ),
     ActionSpec(
         "history_export", "ctrl+s", "export_selected", "Export",
         "Write the selected conversation as Markdown and JSON", "history",

@@ -43,6 +43,11 @@ Status = tuple[str, str]
 
 SCREEN_NAMES = ("chat", "library", "settings", "history")
 
+# The generator and the embedding model load in separate workers. transformers' lazily imported module is not
+# safe to import from two threads at once (one thread can see `transformers.AutoTokenizer` missing), so model
+# loads take turns.
+_model_load_lock = threading.Lock()
+
 
 def _model_label(settings: Settings) -> str:
     model = settings.model.model
@@ -214,7 +219,8 @@ class SelfRagApp(App[int]):
         from selfrag_tui.engines.base import EngineError
 
         try:
-            engine = services.load_engine(settings)
+            with _model_load_lock:
+                engine = services.load_engine(settings)
         except EngineError as exc:
             self.post_message(self.EngineFailed(str(exc), True))
             return
@@ -289,7 +295,8 @@ class SelfRagApp(App[int]):
         if store is None:
             return
         try:
-            store.embedder  # noqa: B018 - the property loads the model
+            with _model_load_lock:
+                store.embedder  # noqa: B018 - the property loads the model
         except Exception as exc:
             self.post_message(self.StoreFailed(str(exc)))
             return
@@ -329,7 +336,10 @@ class SelfRagApp(App[int]):
         """The decoder's retriever: searches whatever store is open now (it may open after the model)."""
         store = self.store
         if store is None:
-            raise RuntimeError("the document store is still opening; wait for 'Store' in the status bar, then ask again")
+            raise RuntimeError(
+                "the document store is not open (still opening, or it failed: see 'Store' in the status bar); "
+                "ask again once it is ready"
+            )
         return services.make_retriever(store, self.settings.store.search_mode)(query, k)
 
     # -- ingest ----------------------------------------------------------------------------------------------
@@ -364,6 +374,12 @@ class SelfRagApp(App[int]):
 
         settings = self.settings
         started = time.monotonic()
+        try:
+            with _model_load_lock:  # load the embedder here, not concurrently with the generator
+                self.store.embedder  # noqa: B018 - the property loads the model
+        except Exception as exc:
+            self.post_message(self.IngestFinished(None, str(exc), what))
+            return
 
         def on_progress(progress: "IngestProgress") -> None:
             self.post_message(self.IngestProgressed(progress, started))

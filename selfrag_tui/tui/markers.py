@@ -39,7 +39,7 @@ def markers(segment: Segment, style: MarkerStyle) -> Text:
         return out
     if segment.citation is not None:
         out.append(f"[{segment.citation}]", style=CITATION_STYLE)
-    for number, verdict in enumerate(verdicts(segment.critique)):
+    for number, verdict in enumerate(verdicts(segment.critique, with_passage=segment.passage is not None)):
         if out:
             out.append(" · " if style == "full" and number else " ", style="dim")
         out.append_text(verdict_text(verdict, style))
@@ -79,7 +79,7 @@ def critique_details(critique: Critique, *, score: float | None = None, passage:
                      citation: int | None = None) -> Text:
     """Every number behind the markers, for the tooltip and the detail line."""
     out = Text()
-    found = verdicts(critique)
+    found = verdicts(critique, with_passage=passage is not None)
     for verdict in found:
         if out:
             out.append("\n")
@@ -89,7 +89,9 @@ def critique_details(critique: Critique, *, score: float | None = None, passage:
         if group:
             out.append(f"  [{group}]", style="dim")
     if not found:
-        out.append("No critique tokens for this segment (no passage was used).", style="dim")
+        out.append("No critique tokens for this segment.", style="dim")
+    if passage is None:
+        out.append("\nno passage: written without retrieval", style="dim")
     if score is not None:
         out.append(f"\nsegment score {score:.3f}", style="dim")
     if passage is not None:
@@ -185,9 +187,10 @@ def candidate_scores(candidate: Candidate, *, w_rel: float, w_sup: float, w_use:
             out.append_text(verdict_text(verdict, "compact"))
         out.append("\n")
 
-    found = {v.kind: v for v in verdicts(critique)}
-    row("ISREL", critique.relevance, found.get("relevance"), w_rel)
-    row("ISSUP", critique.support, found.get("support"), w_sup)
+    with_passage = candidate.passage is not None
+    found = {v.kind: v for v in verdicts(critique, with_passage=with_passage)}
+    row("ISREL", critique.relevance if with_passage else None, found.get("relevance"), w_rel)
+    row("ISSUP", critique.support if with_passage else None, found.get("support"), w_sup)
     row("ISUSE", critique.utility, found.get("utility"), w_use)
     row("seq", candidate.seq_score, None)
     out.append("final ", style="bold")

@@ -52,13 +52,18 @@ class Verdict:
 
     def describe(self) -> str:
         """One line with the numbers, e.g. `Fully supported (p=0.91, ISSUP 0.93)`."""
+        numbers = self.numbers()
+        return f"{self.label} ({numbers})" if numbers else self.label
+
+    def numbers(self) -> str:
+        """The probability and the score, e.g. `p=0.91, ISSUP 0.93`."""
         parts = []
         if self.probability is not None:
             parts.append(f"p={self.probability:.2f}")
         if self.score is not None:
             name = {"relevance": "ISREL", "support": "ISSUP", "utility": "ISUSE"}[self.kind]
             parts.append(f"{name} {self.score:+.2f}" if self.kind == "utility" else f"{name} {self.score:.2f}")
-        return f"{self.label} ({', '.join(parts)})" if parts else self.label
+        return ", ".join(parts)
 
 
 def _probability(critique: Critique, token: str | None) -> float | None:
@@ -92,7 +97,9 @@ def support_verdict(critique: Critique) -> Verdict | None:
     token = critique.support_token
     if token in _SUPPORT:
         label, short, symbol, level = _SUPPORT[token]
-        return Verdict("support", token, label, short, symbol, level, _probability(critique, token), critique.support)  # type: ignore[arg-type]
+        return Verdict(
+            "support", token, label, short, symbol, level, _probability(critique, token), critique.support  # type: ignore[arg-type]
+        )
     if critique.support is None:
         return None
     # A passage was used but the model generated no support token: the score counts as 0 (spec section 4).
@@ -110,12 +117,19 @@ def utility_verdict(critique: Critique) -> Verdict | None:
     rating = int(match.group(1))
     level: Level = "good" if rating >= 4 else "mid" if rating == 3 else "bad"
     return Verdict(
-        "utility", token, f"Utility {rating}/5", f"U{rating}", "★", level, _probability(critique, token), critique.utility
+        "utility", token, f"Utility {rating}/5", f"U{rating}", "★", level, _probability(critique, token),
+        critique.utility,
     )
 
 
-def verdicts(critique: Critique) -> list[Verdict]:
-    """The judgements present in a critique, in reading order: relevance, support, utility."""
+def verdicts(critique: Critique, *, with_passage: bool = True) -> list[Verdict]:
+    """The judgements present in a critique, in reading order: relevance, support, utility.
+
+    Without a passage only utility means anything: relevance and support judge a passage, and a support token
+    the model emits after `[No Retrieval]` has nothing to be supported by.
+    """
+    if not with_passage:
+        return [v for v in (utility_verdict(critique),) if v]
     return [v for v in (relevance_verdict(critique), support_verdict(critique), utility_verdict(critique)) if v]
 
 

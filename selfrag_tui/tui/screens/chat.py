@@ -37,7 +37,8 @@ _turn_keys = itertools.count(1)
 
 WELCOME = (
     "Ask a question about your documents. The model decides whether to look something up; each part of the "
-    "answer carries its judgements: ✓ relevant / ✗ irrelevant passage, ● fully / ◐ partially / ○ not supported, "
+    "answer carries its judgements: ✓ relevant / ✗ irrelevant passage, ● fully / ◐ partially / ○ not "
+    "supported, "
     "★ utility 1-5, and [n] its source. Ctrl+T cycles the markers, F1 lists every key."
 )
 
@@ -88,7 +89,8 @@ class ChatScreen(Screen):
                 with VerticalScroll(id="conversation"):
                     yield Static(Text(WELCOME, style="dim"), id="welcome")
                 yield Static("", id="critique-detail")
-                yield Input(placeholder="Ask about your documents…  (Enter sends, Esc cancels)", id="prompt")
+                yield Input(placeholder="Ask about your documents…  (Enter sends, Esc cancels)", id="prompt",
+                    select_on_focus=False)
             yield SourcePanel(id="sources")
         yield Footer()
 
@@ -96,6 +98,15 @@ class ChatScreen(Screen):
         self.marker_style = self.selfrag.settings.ui.markers
         self.query_one("#critique-detail", Static).display = False
         self.query_one("#prompt", Input).focus()
+
+    def on_key(self, event) -> None:
+        """Typing while a segment or the source list has focus goes to the prompt, as the user means it to."""
+        if event.character and event.character.isprintable() and not isinstance(self.focused, Input):
+            prompt = self.query_one("#prompt", Input)
+            prompt.focus()
+            prompt.insert_text_at_cursor(event.character)
+            event.stop()
+            event.prevent_default()
 
     # -- asking ----------------------------------------------------------------------------------------------
 
@@ -279,6 +290,7 @@ class ChatScreen(Screen):
         if self.running_key is not None:
             await self.action_cancel_turn()
         await self.clear()
+        self.query_one("#prompt", Input).focus()
         self.notify("New conversation.", timeout=2)
 
     def action_export_conversation(self) -> None:

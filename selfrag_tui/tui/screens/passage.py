@@ -61,7 +61,8 @@ class PassageScreen(ModalScreen[None]):
             info.append("not judged", style="dim")
         else:
             info.append_text(verdict_text(verdict, "full"))
-            info.append(f" ({clean_text(verdict.describe())})", style="dim")
+            if verdict.numbers():
+                info.append(f" ({verdict.numbers()})", style="dim")
         with Vertical(id="passage-dialog", classes="dialog"):
             yield Static(head, classes="dialog-title")
             yield Static(info, id="passage-info")

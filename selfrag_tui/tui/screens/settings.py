@@ -78,6 +78,7 @@ class SettingsScreen(Screen):
 
     def on_mount(self) -> None:
         self.load_values()
+        self.query_one(f"#{_field_id(*FIELDS[0][:2])}").focus()
 
     def on_screen_resume(self) -> None:
         self.load_values()

@@ -46,7 +46,8 @@ class SourcePanel(Vertical):
         if not answer.passages:
             title.update(Text.assemble(("Sources", "bold"), (" — none (answered without retrieving)", "dim")))
             return
-        title.update(Text.assemble(("Sources", "bold"), (f" — {len(answer.passages)} passage(s), Enter opens", "dim")))
+        count = f" — {len(answer.passages)} passage(s), Enter opens"
+        title.update(Text.assemble(("Sources", "bold"), (count, "dim")))
         for citation, passage in enumerate(answer.passages, start=1):
             verdict = answer.relevance_verdicts.get(passage.id)
             options.add_option(Option(source_line(citation, passage, verdict), id=f"cite-{citation}"))

@@ -1,0 +1,47 @@
+"""Markers read the same without colour, and document or model text is never interpreted as markup or escapes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from answer_factory import ALPACAS, chit_chat_answer, retrieved_answer
+
+from selfrag_tui.tui.markers import badge, segment_text, source_line
+from selfrag_tui.tui.verdicts import clean_text
+
+
+def test_clean_text_removes_escape_sequences_and_control_characters_only():
+    raw = "a\x1b[31mred\x1b[0m \x1b]0;title\x07b\x9bc\x00d [bold]x[/bold]\ttab\r\nend"
+
+    assert clean_text(raw) == "ared bcd [bold]x[/bold]    tab\nend"
+
+
+def test_markers_in_words_compact_and_plain():
+    segment = retrieved_answer().segments[0]
+
+    assert segment_text(segment, "full").plain.endswith("[1] ✓ Relevant · ● Fully supported · ★ Utility 5/5")
+    assert segment_text(segment, "compact").plain.endswith("[1] ✓rel ●full ★U5")
+    assert segment_text(segment, "plain").plain == segment.text
+
+
+def test_a_segment_without_passage_shows_no_relevance_or_support_marker():
+    chit_chat = chit_chat_answer()
+    critique = dataclasses.replace(chit_chat.segments[0].critique, support=1.0, support_token="[Fully supported]")
+    segment = dataclasses.replace(chit_chat.segments[0], critique=critique)
+
+    assert segment_text(segment, "full").plain.endswith("★ Utility 5/5")
+    assert "supported" not in segment_text(segment, "full").plain
+
+
+def test_markup_and_self_rag_tokens_in_text_stay_literal():
+    segment = dataclasses.replace(retrieved_answer().segments[0], text="Use [bold]cold[/bold] water [Relevant].")
+    passage = dataclasses.replace(ALPACAS, doc_title="Fleece [red]care[/red]\x1b[2J")
+
+    assert segment_text(segment, "plain").plain == "Use [bold]cold[/bold] water [Relevant]."
+    assert segment_text(segment, "plain").spans == []
+    assert source_line(1, passage, None).plain.startswith("[1] Fleece [red]care[/red]\n")
+
+
+def test_badge_says_retrieved_or_not_with_probability_threshold_and_mode():
+    assert badge(retrieved_answer().decision).plain == " ⟳ RETRIEVED  p([Retrieval])=0.93 > threshold 0.20 (adaptive)"
+    assert badge(chit_chat_answer().decision).plain == " ∅ NO RETRIEVAL  p([Retrieval])=0.03 ≤ threshold 0.20 (adaptive)"
