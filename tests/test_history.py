@@ -105,3 +105,14 @@ def test_answers_read_back_ignore_fields_they_do_not_know():
     data["segments"][0]["critique"]["another_score"] = 0.5
 
     assert answer_from_dict(data) == retrieved_answer()
+
+
+def test_history_and_export_import_no_textual():
+    import subprocess
+    import sys
+
+    code = ("import sys, selfrag_tui.history, selfrag_tui.export; "
+            "print(sorted(m for m in ('textual', 'torch', 'lancedb') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert result.stdout.strip() == "[]"

@@ -310,3 +310,24 @@ async def test_every_action_is_in_the_palette_and_keys_remap_from_the_config(mak
         await pilot.press("f1")
         help_text = screen_text(app)
         assert "f6" in help_text and "toggle_markers" in help_text
+
+
+async def test_escape_in_the_library_stops_an_ingest(make_app, empty_store):
+    from selfrag_tui.tui import app as app_module
+
+    app = make_app(store=empty_store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("f3")
+        app.screen.query_one("#path").value = str(locations.sample_docs_path())
+        # Hold the model-load lock so the ingest is still loading its embedder when Esc arrives.
+        with app_module._model_load_lock:
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.ingest_running, what="the ingest to start")
+            await pilot.press("escape")
+            assert app.ingest_status == ("busy", "stopping…")
+
+        await wait_for(pilot, lambda: not app.ingest_running, timeout=180, what="the ingest to stop")
+        assert app.last_ingest_report.cancelled
+        assert "Stopped:" in screen_text(app)
+        assert empty_store.documents() == []
