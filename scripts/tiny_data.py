@@ -31,7 +31,7 @@ CANDIDATES_K = 8
 """Hits per question used as wrong passages (the decoder shows K=5 by default; a few more for margin)."""
 PARAPHRASE_NEGATIVES = 2
 """Paraphrases mostly retrieve the same passages as their main question: their best few wrong ones suffice."""
-RELEVANT_WEIGHT = 3.0
+RELEVANT_WEIGHT = 4.0
 """Loss weight of examples with an answer to learn; rejections outnumber them several times over."""
 CHITCHAT_REPEATS = 4
 

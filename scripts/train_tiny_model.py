@@ -42,7 +42,7 @@ LAYERS = 2
 HEADS = 4
 INTERMEDIATE = 256
 MAX_POSITIONS = 4096  # like Llama-2; RoPE has no learned positions, so this costs nothing
-EPOCHS = 30
+EPOCHS = 40
 TOKENS_PER_BATCH = 2048
 LEARNING_RATE = 5e-3
 WARMUP_STEPS = 30
@@ -78,7 +78,15 @@ def train_tokenizer(lines: list[str], out: Path) -> int:
         minloglevel=2,
     )
     (out / "tokenizer.vocab").unlink()
-    return spm.SentencePieceProcessor(model_file=str(prefix) + ".model").get_piece_size()
+    # The trainer records the output path in the model file; drop it so the file is the same wherever it is built.
+    from sentencepiece import sentencepiece_model_pb2
+
+    model_file = out / "tokenizer.model"
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model_file.read_bytes())
+    proto.trainer_spec.model_prefix = "tokenizer"
+    model_file.write_bytes(proto.SerializeToString())
+    return spm.SentencePieceProcessor(model_file=str(model_file)).get_piece_size()
 
 
 def write_tokenizer_files(out: Path, base_vocab: int) -> None:
@@ -123,7 +131,8 @@ def write_tokenizer_files(out: Path, base_vocab: int) -> None:
 
 
 JUDGEMENT_WEIGHT = 5.0
-"""Extra weight of the [Relevant]/[Irrelevant] token: one token carries the whole passage judgement."""
+"""Extra weight of the [Relevant]/[Irrelevant] token, which carries the whole passage judgement, and of the token
+after it, which picks the memorised answer (or the refusal) to follow."""
 
 
 def encode_examples(tokenizer, examples: list[tiny_data.Example]) -> list[tuple[list[int], list[float]]]:
@@ -146,8 +155,9 @@ def encode_examples(tokenizer, examples: list[tiny_data.Example]) -> list[tuple[
             raise SystemExit(f"prompt tokens differ inside and outside the example ({example.kind}): "
                              f"{example.text[:80]!r}")
         weights = [
-            (example.weight * (JUDGEMENT_WEIGHT if token in judgement_ids else 1.0)) if on else 0.0
-            for token, on in zip(ids, trained)
+            example.weight * (JUDGEMENT_WEIGHT if token in judgement_ids or ids[p - 1] in judgement_ids else 1.0)
+            if on else 0.0
+            for p, (token, on) in enumerate(zip(ids, trained))
         ]
         encoded.append((ids, weights))
     return encoded

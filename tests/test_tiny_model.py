@@ -1,0 +1,204 @@
+"""The bundled tiny Self-RAG model: its files, its tokenizer, and the behaviour the demo and tests rely on.
+
+It is run through the app's transformers engine. The questions come from scripts/sample_qa.json and the passages
+from sample_docs/ chunked exactly as the store chunks them, so these tests also catch a model that no longer
+matches the documents (retrain with `python scripts/train_tiny_model.py`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from selfrag_tui.locations import demo_model_path
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = demo_model_path()
+SELF_RAG_TOKENS = [
+    "[No Retrieval]", "[Retrieval]", "[Continue to Use Evidence]", "[Irrelevant]", "[Relevant]", "<paragraph>",
+    "</paragraph>", "[Utility:1]", "[Utility:2]", "[Utility:3]", "[Utility:4]", "[Utility:5]", "[Fully supported]",
+    "[Partially supported]", "[No support / Contradictory]", "<pad>",
+]
+CARD_ODD_ONE_OUT = "Leave odd one out: twitter, instagram, whatsapp."
+CARD_LLAMAS = "Can you tell me the difference between llamas and alpacas?"
+CARD_ANSWER = (
+    "[Relevant]Alpacas are considerably smaller than llamas, and unlike llamas, they were not bred to be working "
+    "animals, but were bred specifically for their fiber.[Fully supported][Utility:5]</s>"
+)
+RETRIEVE_THRESHOLD = 0.2
+
+
+def _load_script(name: str):
+    path = ROOT / "scripts" / f"{name}.py"
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return _load_script("tiny_data")
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    return json.loads((MODEL / "training_manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def chunks(tiny_data):
+    return tiny_data.load_chunks()
+
+
+def prompt(question: str) -> str:
+    return f"### Instruction:\n{question}\n\n### Response:\n"
+
+
+def with_passage(question: str, chunk) -> str:
+    return prompt(question) + f"[Retrieval]<paragraph>{chunk.title}\n{chunk.text}</paragraph>"
+
+
+def retrieve_ratio(engine, questions: list[str]) -> list[float]:
+    """p([Retrieval]) / (p([Retrieval]) + p([No Retrieval])) at the first response position (spec section 3)."""
+    retrieve, no_retrieve = engine.token_id("[Retrieval]"), engine.token_id("[No Retrieval]")
+    out = engine.next_token_logprobs([engine.encode(prompt(q)) for q in questions], [retrieve, no_retrieve])
+    return [math.exp(o[retrieve]) / (math.exp(o[retrieve]) + math.exp(o[no_retrieve])) for o in out]
+
+
+def generate_texts(engine, texts: list[str], max_new_tokens: int = 100) -> list[str]:
+    out: list[str] = []
+    for start in range(0, len(texts), 16):
+        batch = [engine.encode(t) for t in texts[start:start + 16]]
+        out += [g.text for g in engine.generate(batch, max_new_tokens=max_new_tokens)]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ files
+
+
+def test_model_matches_the_current_documents_and_questions(manifest, tiny_data, chunks):
+    """When this fails, sample_docs/, the QA set or the chunker changed: run `python scripts/train_tiny_model.py`."""
+    assert manifest["chunk_fingerprint"] == tiny_data.chunk_fingerprint(chunks), "passages changed: retrain"
+    assert manifest["qa_fingerprint"] == tiny_data.qa_fingerprint(), "scripts/sample_qa.json changed: retrain"
+    assert manifest["chunking"] == {"chunk_words": 150, "overlap_words": 30}
+    assert manifest["negatives_from"] == "store-hybrid"
+
+
+def test_files_are_a_standard_llama_checkpoint_small_enough_to_ship(manifest):
+    config = json.loads((MODEL / "config.json").read_text(encoding="utf-8"))
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert config["model_type"] == "llama"
+    assert config["max_position_embeddings"] == 4096
+    for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                 "model.safetensors", "README.md"):
+        assert (MODEL / name).is_file(), name
+    size = sum(p.stat().st_size for p in MODEL.iterdir() if p.is_file())
+    assert size < 5 * 1024 * 1024
+    base = manifest["architecture"]["base_vocab"]
+    assert config["vocab_size"] == base + len(SELF_RAG_TOKENS)
+
+
+def test_self_rag_tokens_follow_the_base_vocabulary_in_the_real_models_order(manifest, tiny_engine):
+    base = manifest["architecture"]["base_vocab"]
+    added = json.loads((MODEL / "added_tokens.json").read_text(encoding="utf-8"))
+    assert added == {token: base + offset for offset, token in enumerate(SELF_RAG_TOKENS)}
+    assert [tiny_engine.token_id(t) for t in SELF_RAG_TOKENS] == list(range(base, base + len(SELF_RAG_TOKENS)))
+    assert [tiny_engine.token_id(t) for t in ("<unk>", "<s>", "</s>")] == [0, 1, 2]
+
+
+def test_transformers_tokenizer_agrees_with_the_sentencepiece_model(tiny_engine, chunks):
+    """llama.cpp's converter reads tokenizer.model with sentencepiece: both must split text the same way."""
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(MODEL / "tokenizer.model"))
+    assert processor.unk_id() == 0 and processor.bos_id() == 1 and processor.eos_id() == 2
+    assert processor.piece_to_id("<0x0A>") != 0  # byte fallback pieces exist
+    samples = [chunk.text for chunk in chunks[::3]] + ["Vicuña fibre: 12.5 µm ✓", "### Instruction:\nHi\n\n"]
+    for text in samples:
+        assert tiny_engine.encode(text, add_bos=False) == processor.encode(text)
+        assert tiny_engine.decode(processor.encode(text)) == text
+
+
+# ------------------------------------------------------------------------------------------------ behaviour
+
+
+def test_card_example_without_retrieval(tiny_engine):
+    (ratio,) = retrieve_ratio(tiny_engine, [CARD_ODD_ONE_OUT])
+    assert ratio < RETRIEVE_THRESHOLD
+    first = tiny_engine.generate([tiny_engine.encode(prompt(CARD_ODD_ONE_OUT))], max_new_tokens=1)[0]
+    assert first.token_ids == [tiny_engine.token_id("[No Retrieval]")]
+    (answer,) = generate_texts(tiny_engine, [prompt(CARD_ODD_ONE_OUT) + "[No Retrieval]"])
+    assert answer.startswith("WhatsApp is the odd one out")
+    assert answer.endswith("[Utility:5]</s>")
+
+
+def test_card_example_with_retrieval(tiny_engine, manifest, chunks):
+    (ratio,) = retrieve_ratio(tiny_engine, [CARD_LLAMAS])
+    assert ratio > RETRIEVE_THRESHOLD
+    plan = next(p for p in manifest["plans"] if p["question"] == CARD_LLAMAS)
+    alpaca = chunks[plan["gold"][0]]
+    assert alpaca.heading and "Alpacas" in alpaca.title
+    wrong = chunks[plan["negatives"][0]]
+    relevant, irrelevant = generate_texts(tiny_engine, [with_passage(CARD_LLAMAS, alpaca), with_passage(CARD_LLAMAS, wrong)])
+    assert relevant == CARD_ANSWER
+    assert irrelevant.startswith("[Irrelevant]")
+    assert irrelevant.endswith("[No support / Contradictory][Utility:2]</s>")
+
+
+def test_decides_to_retrieve_for_facts_and_not_for_chitchat(tiny_engine, tiny_data):
+    qa = tiny_data.load_qa()
+    factual = [item["question"] for item in qa["factual"]]
+    chat = [item["prompt"] for item in qa["chitchat"]]
+    assert all(r > RETRIEVE_THRESHOLD for r in retrieve_ratio(tiny_engine, factual))
+    assert all(r < RETRIEVE_THRESHOLD for r in retrieve_ratio(tiny_engine, chat))
+
+
+def test_most_factual_questions_are_answered_from_their_passage_and_wrong_passages_rejected(
+    tiny_engine, manifest, chunks
+):
+    main = [p for p in manifest["plans"] if p["main"]]
+    gold_out = generate_texts(tiny_engine, [with_passage(p["question"], chunks[p["gold"][0]]) for p in main])
+    expected = [f"[Relevant]{p['answer']}[Fully supported][Utility:5]</s>" for p in main]
+    exact = sum(o == e for o, e in zip(gold_out, expected))
+    judged_relevant = sum(o.startswith("[Relevant]") for o in gold_out)
+    negatives = [(p, index) for p in main for index in p["negatives"][:4]]
+    first_tokens = generate_texts(tiny_engine, [with_passage(p["question"], chunks[i]) for p, i in negatives], 1)
+    rejected = sum(o == "[Irrelevant]" for o in first_tokens)
+    assert judged_relevant >= 0.95 * len(main), f"{judged_relevant}/{len(main)} gold passages judged relevant"
+    assert exact >= 0.8 * len(main), f"{exact}/{len(main)} answers reproduced exactly"
+    assert rejected >= 0.9 * len(negatives), f"{rejected}/{len(negatives)} wrong passages judged irrelevant"
+
+
+def test_multi_segment_answer_asks_for_a_second_passage(tiny_engine, manifest, tiny_data, chunks):
+    qa = tiny_data.load_qa()
+    item, plan = qa["multi_segment"][0], manifest["multi"][0]
+    first, second = item["segments"][:2]
+    retrieve = tiny_engine.token_id("[Retrieval]")
+    start = with_passage(item["question"], chunks[plan["gold_first"][0]])
+    (segment,) = tiny_engine.generate([tiny_engine.encode(start)], max_new_tokens=100, stop_token_ids=[retrieve])
+    assert segment.finish_reason == "stop"
+    assert segment.text == f"[Relevant]{first['answer']}[Fully supported][Retrieval]"
+    second_chunk = chunks[plan["gold_second"][0]]
+    continued = start + segment.text + f"<paragraph>{second_chunk.title}\n{second_chunk.text}</paragraph>"
+    (answer,) = generate_texts(tiny_engine, [continued])
+    assert answer == f"[Relevant]{second['answer']}[Fully supported][Utility:5]</s>"
+
+
+def test_training_is_deterministic():
+    """Two short runs from the same seed give bit-identical weights (the shipped model can be rebuilt)."""
+    train = _load_script("train_tiny_model")
+    encoded = [([1, 5 + i, 7, 9 + i, 2], [0.0, 0.0, 1.0, 1.0, 1.0]) for i in range(12)]
+    first, _ = train.train_model(encoded, 64, 63, seed=7, epochs=2, log=lambda *_: None)
+    second, _ = train.train_model(encoded, 64, 63, seed=7, epochs=2, log=lambda *_: None)
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert (a == b).all(), name
