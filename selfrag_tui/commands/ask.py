@@ -111,8 +111,7 @@ def run(args: "argparse.Namespace", settings: "Settings") -> int:
             store = services.open_store(settings)
         engine = services.load_engine(settings)
     except EngineError as exc:
-        print(f"selfrag-chat: cannot load the model '{settings.model.model}': {exc}\n"
-              "Try the bundled demo model: selfrag-chat --demo ask ...", file=sys.stderr)
+        print(f"selfrag-chat: cannot load the model: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # store errors carry a user-facing message
         print(f"selfrag-chat: {exc}", file=sys.stderr)
