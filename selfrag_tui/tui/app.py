@@ -88,10 +88,15 @@ class SelfRagApp(App[int]):
     @dataclass
     class StoreFailed(Message):
         error: str
+        title: str = "The document store could not be opened"
 
     @dataclass
     class EmbedderReady(Message):
         pass
+
+    @dataclass
+    class StoreCounted(Message):
+        words: str
 
     @dataclass
     class IngestProgressed(Message):
@@ -294,11 +299,12 @@ class SelfRagApp(App[int]):
         store = self.store
         if store is None:
             return
+        self.call_from_thread(self._refresh_store_status)
         try:
             with _model_load_lock:
                 store.embedder  # noqa: B018 - the property loads the model
         except Exception as exc:
-            self.post_message(self.StoreFailed(str(exc)))
+            self.post_message(self.StoreFailed(str(exc), "The embedding model could not be loaded"))
             return
         self.post_message(self.EmbedderReady())
 
@@ -309,8 +315,7 @@ class SelfRagApp(App[int]):
     @on(StoreFailed)
     def _store_failed(self, message: StoreFailed) -> None:
         self.store_status = ("failed", "unavailable (see message)")
-        self.notify(message.error, title="The document store could not be opened", severity="error",
-                    timeout=15, markup=False)
+        self.notify(message.error, title=message.title, severity="error", timeout=15, markup=False)
 
     def _refresh_store_status(self) -> None:
         self.count_documents()
@@ -330,7 +335,15 @@ class SelfRagApp(App[int]):
         words = f"{len(documents)} document(s), {chunks} passage(s)"
         if failed:
             words += f", {failed} failed"
-        self.call_from_thread(setattr, self, "store_status", ("ready", words))
+        self.post_message(self.StoreCounted(words))
+
+    @on(StoreCounted)
+    def _store_counted(self, message: StoreCounted) -> None:
+        # Decided here, on the event loop, so a count that finishes late cannot undo "embedder ready".
+        if self.store is not None and not getattr(self.store, "embedder_loaded", True):
+            self.store_status = ("loading", message.words + " · loading the embedding model…")
+        else:
+            self.store_status = ("ready", message.words)
 
     def retrieve(self, query: str, k: int) -> list["Passage"]:
         """The decoder's retriever: searches whatever store is open now (it may open after the model)."""

@@ -270,7 +270,8 @@ async def test_unavailable_model_says_why_and_offers_the_demo_model_in_one_key(m
     missing = tmp_path / "no-such-model"
     app = make_app(engine=None, model={"engine": "transformers", "model": str(missing)})
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelErrorScreen), what="the model error")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelErrorScreen) and "could not" in screen_text(app),
+                       what="the model error")
         shown = " ".join(screen_text(app).split())
         assert "The generator could not be loaded" in shown
         assert str(missing) in shown
