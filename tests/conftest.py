@@ -55,17 +55,12 @@ def store_env(tmp_path, monkeypatch):
 # ===== end of document store fixtures =============================================================================
 
 
+from llama_server_process import start_llama_server, stop_llama_server  # noqa: E402
+
+
 # ===== GGUF engines (llama.cpp in-process and the OpenAI-compatible server client) ================================
 # The tiny model is converted to GGUF once per session with llama.cpp's own converter; a real llama.cpp server
 # process serves it on loopback for the server-engine tests.
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -124,43 +119,6 @@ def tiny_transformers_engine(tiny_model_dir):
     engine = TransformersEngine.load(str(tiny_model_dir), device="cpu", dtype="float32", n_threads=1)
     yield engine
     engine.close()
-
-
-def start_llama_server(gguf_path, log_path):
-    """Start `python -m llama_cpp.server` on a free loopback port; return (process, base_url) once it answers."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    port = _free_port()
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_batch", "512"],
-        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1"),
-    )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.close()
-            raise RuntimeError(f"llama_cpp.server exited early: {open(log_path).read()[-2000:]}")
-        try:
-            urllib.request.urlopen(base_url + "/models", timeout=1).read()
-            return process, base_url
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"llama_cpp.server did not answer within 60 s: {open(log_path).read()[-2000:]}")
-
-
-def stop_llama_server(process) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except Exception:  # noqa: BLE001
-        process.kill()
 
 
 @pytest.fixture(scope="session")

@@ -138,7 +138,7 @@ def test_unreachable_server_is_reported_after_retries(tiny_model_dir):
 @pytest.mark.slow
 def test_server_that_hides_special_tokens_is_refused(tiny_gguf, tiny_model_dir, tmp_path):
     """llama.cpp's server renders control tokens as empty text: the decoder could not read any decision."""
-    from conftest import start_llama_server, stop_llama_server
+    from llama_server_process import start_llama_server, stop_llama_server
 
     process, base_url = start_llama_server(tiny_gguf, tmp_path / "server.log")
     try:
