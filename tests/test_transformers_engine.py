@@ -273,3 +273,15 @@ def test_model_too_big_for_memory_is_refused_with_alternatives(tmp_path, monkeyp
         TransformersEngine.load(str(folder), device="cpu")
     message = str(error.value)
     assert "not enough memory" in message and "bfloat16" in message and "--demo" in message
+
+
+def test_sentencepiece_tokenizer_without_protobuf_says_what_to_install(monkeypatch):
+    """transformers itself would blame a missing tiktoken; the engine names the packages really needed."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "google.protobuf" else real_find_spec(name, *a)
+    )
+    with pytest.raises(EngineError, match="pip install protobuf"):
+        TransformersEngine.load(str(demo_model_path()))

@@ -206,6 +206,28 @@ def _check_memory(torch: Any, folder: Path, model: str, device: str, dtype: str)
         )
 
 
+def _check_sentencepiece_support(folder: Path) -> None:
+    """A folder with only tokenizer.model (as Llama-2 checkpoints ship) is converted by transformers through
+    sentencepiece and protobuf; without them transformers fails with an unrelated tiktoken message."""
+    if not (folder / "tokenizer.model").is_file() or (folder / "tokenizer.json").is_file():
+        return
+    import importlib.util
+
+    def installed(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a missing parent package
+            return False
+
+    missing = [package for package, module in (("sentencepiece", "sentencepiece"), ("protobuf", "google.protobuf"))
+               if not installed(module)]
+    if missing:
+        raise EngineError(
+            f"the tokenizer of {folder} is a SentencePiece tokenizer.model, which needs the Python package(s) "
+            f"{' and '.join(missing)}: pip install {' '.join(missing)}"
+        )
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
@@ -269,6 +291,7 @@ class TransformersEngine:
         device = _pick_device(torch, device)
         dtype = _pick_dtype(torch, dtype, device)
         if folder is not None:
+            _check_sentencepiece_support(folder)
             _check_memory(torch, folder, model, device, dtype)
 
         try:
