@@ -42,7 +42,7 @@ LAYERS = 2
 HEADS = 4
 INTERMEDIATE = 256
 MAX_POSITIONS = 4096  # like Llama-2; RoPE has no learned positions, so this costs nothing
-EPOCHS = 40
+EPOCHS = 50
 TOKENS_PER_BATCH = 2048
 LEARNING_RATE = 5e-3
 WARMUP_STEPS = 30
@@ -131,8 +131,7 @@ def write_tokenizer_files(out: Path, base_vocab: int) -> None:
 
 
 JUDGEMENT_WEIGHT = 5.0
-"""Extra weight of the [Relevant]/[Irrelevant] token, which carries the whole passage judgement, and of the token
-after it, which picks the memorised answer (or the refusal) to follow."""
+"""Extra weight of the [Relevant]/[Irrelevant] token: one token carries the whole passage judgement."""
 
 
 def encode_examples(tokenizer, examples: list[tiny_data.Example]) -> list[tuple[list[int], list[float]]]:
@@ -155,9 +154,8 @@ def encode_examples(tokenizer, examples: list[tiny_data.Example]) -> list[tuple[
             raise SystemExit(f"prompt tokens differ inside and outside the example ({example.kind}): "
                              f"{example.text[:80]!r}")
         weights = [
-            example.weight * (JUDGEMENT_WEIGHT if token in judgement_ids or ids[p - 1] in judgement_ids else 1.0)
-            if on else 0.0
-            for p, (token, on) in enumerate(zip(ids, trained))
+            (example.weight * (JUDGEMENT_WEIGHT if token in judgement_ids else 1.0)) if on else 0.0
+            for token, on in zip(ids, trained)
         ]
         encoded.append((ids, weights))
     return encoded
@@ -307,15 +305,19 @@ def verify(model_dir: Path, chunks, training_set_summary: dict, log=print) -> di
     chat_ratios = retrieve_ratio(chat)
     report["chitchat_no_retrieve"] = f"{sum(r < 0.2 for r in chat_ratios)}/{len(chat_ratios)}"
 
-    gold_prompts, gold_expected, neg_prompts = [], [], []
+    gold_prompts, gold_expected, gold_main, neg_prompts = [], [], [], []
     for plan in plans:
         for index in plan["gold"]:
             gold_prompts.append(with_passage(plan["question"], index))
             gold_expected.append(f"[Relevant]{plan['answer']}[Fully supported][Utility:5]{EOS}")
+            gold_main.append(plan["main"])
         neg_prompts += [with_passage(plan["question"], index) for index in plan["negatives"]]
     gold_out = generate(gold_prompts)
-    gold_ok = sum(o == e for o, e in zip(gold_out, gold_expected))
-    report["gold_passage_exact"] = f"{gold_ok}/{len(gold_expected)}"
+    gold_hits = [o == e for o, e in zip(gold_out, gold_expected)]
+    report["gold_passage_exact"] = f"{sum(gold_hits)}/{len(gold_expected)}"
+    report["gold_passage_exact_main_questions"] = \
+        f"{sum(h for h, m in zip(gold_hits, gold_main) if m)}/{sum(gold_main)}"
+    report["gold_passage_judged_relevant"] = f"{sum(o.startswith('[Relevant]') for o in gold_out)}/{len(gold_out)}"
     neg_out = generate(neg_prompts, max_new_tokens=1)
     neg_ok = sum(o == "[Irrelevant]" for o in neg_out)
     report["negative_passage_irrelevant"] = f"{neg_ok}/{len(neg_prompts)}"

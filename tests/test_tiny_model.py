@@ -174,9 +174,10 @@ def test_most_factual_questions_are_answered_from_their_passage_and_wrong_passag
     negatives = [(p, index) for p in main for index in p["negatives"][:4]]
     first_tokens = generate_texts(tiny_engine, [with_passage(p["question"], chunks[i]) for p, i in negatives], 1)
     rejected = sum(o == "[Irrelevant]" for o in first_tokens)
+    # The shipped weights get all of them right; a retrain may miss one or two.
     assert judged_relevant >= 0.95 * len(main), f"{judged_relevant}/{len(main)} gold passages judged relevant"
-    assert exact >= 0.8 * len(main), f"{exact}/{len(main)} answers reproduced exactly"
-    assert rejected >= 0.9 * len(negatives), f"{rejected}/{len(negatives)} wrong passages judged irrelevant"
+    assert exact >= 0.9 * len(main), f"{exact}/{len(main)} answers reproduced exactly"
+    assert rejected >= 0.95 * len(negatives), f"{rejected}/{len(negatives)} wrong passages judged irrelevant"
 
 
 def test_multi_segment_answer_asks_for_a_second_passage(tiny_engine, manifest, tiny_data, chunks):
