@@ -650,16 +650,4 @@ class DocumentStore:
         }
 
 
-def store_from_settings(settings, *, allow_embedder_change: bool = False, path: str | Path | None = None
-                        ) -> DocumentStore:
-    """Open the store named by `settings.store` (used by the CLI commands)."""
-    return DocumentStore.open(
-        path or settings.store_path,
-        embedder=settings.store.embedder,
-        vector_index_threshold=settings.store.vector_index_threshold,
-        embed_batch_size=settings.store.embed_batch_size,
-        allow_embedder_change=allow_embedder_change,
-    )
-
-
-__all__ = ["DocumentStore", "DocumentWrite", "doc_id_for", "store_from_settings"]
+__all__ = ["DocumentStore", "DocumentWrite", "doc_id_for"]

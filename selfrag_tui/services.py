@@ -11,7 +11,7 @@ from selfrag_tui import locations
 
 if TYPE_CHECKING:
     from ingest.store import DocumentStore
-    from ingest.types import IngestProgress, SearchHit
+    from ingest.types import IngestProgress, IngestReport, SearchHit
     from selfrag_tui.engines.base import Engine
     from selfrag_tui.selfrag.decoder import SelfRagDecoder
     from selfrag_tui.selfrag.types import Passage
@@ -28,14 +28,48 @@ def demo_settings(settings: "Settings") -> "Settings":
     return Settings.model_validate(data)
 
 
-def open_store(settings: "Settings") -> "DocumentStore":
+def open_store(
+    settings: "Settings", *, embedder: str | None = None, allow_embedder_change: bool = False
+) -> "DocumentStore":
+    """The store named by `settings.store` (its embedder overridable, e.g. by `reindex --embedder`)."""
     from ingest.store import DocumentStore
 
     return DocumentStore.open(
         settings.store_path,
-        embedder=settings.store.embedder,
+        embedder=embedder or settings.store.embedder,
         vector_index_threshold=settings.store.vector_index_threshold,
         embed_batch_size=settings.store.embed_batch_size,
+        allow_embedder_change=allow_embedder_change,
+    )
+
+
+def ingest(
+    store: "DocumentStore",
+    paths,
+    settings: "Settings",
+    *,
+    sync: bool = False,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    password: str | None = None,
+    on_progress: Callable[["IngestProgress"], None] | None = None,
+    cancel=None,
+) -> "IngestReport":
+    """`ingest_paths` with the chunking and file rules of `settings.ingest` (patterns overridable)."""
+    from ingest.pipeline import ingest_paths
+
+    return ingest_paths(
+        store,
+        paths,
+        sync=sync,
+        include=settings.ingest.include if include is None else include,
+        exclude=settings.ingest.exclude if exclude is None else exclude,
+        password=password,
+        chunk_words=settings.ingest.chunk_words,
+        overlap_words=settings.ingest.chunk_overlap_words,
+        max_file_mb=settings.ingest.max_file_mb,
+        on_progress=on_progress,
+        cancel=cancel,
     )
 
 
@@ -43,25 +77,13 @@ def ensure_demo_store(
     settings: "Settings", on_progress: Callable[["IngestProgress"], None] | None = None
 ) -> "DocumentStore":
     """Open the demo store, ingesting sample_docs/ when it is empty or out of date (unchanged files are skipped)."""
-    from ingest.pipeline import ingest_paths
-
     store = open_store(settings)
     docs = locations.sample_docs_path()
     if not docs.is_dir():
         raise FileNotFoundError(
             f"the sample documents folder {docs} is missing; the demo needs a source checkout of selfrag-chat"
         )
-    ingest_paths(
-        store,
-        [docs],
-        sync=True,
-        include=settings.ingest.include,
-        exclude=settings.ingest.exclude,
-        chunk_words=settings.ingest.chunk_words,
-        overlap_words=settings.ingest.chunk_overlap_words,
-        max_file_mb=settings.ingest.max_file_mb,
-        on_progress=on_progress,
-    )
+    ingest(store, [docs], settings, sync=True, on_progress=on_progress)
     return store
 
 

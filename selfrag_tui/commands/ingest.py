@@ -30,12 +30,12 @@ def _eta(seconds: float | None) -> str:
 
 def run(args: "argparse.Namespace", settings: "Settings") -> int:
     from ingest.errors import StoreError
-    from selfrag_tui.services import open_store
+    from selfrag_tui import services
 
     include = args.include or settings.ingest.include
     exclude = list(settings.ingest.exclude) + list(args.exclude or [])
     try:
-        store = open_store(settings)
+        store = services.open_store(settings)
     except StoreError as exc:
         print(f"selfrag-chat ingest: {exc}", file=sys.stderr)
         return 2
@@ -65,13 +65,10 @@ def run(args: "argparse.Namespace", settings: "Settings") -> int:
                             current=Path(update.current_path).name if update.current_path else "")
 
     def work() -> None:
-        from ingest.pipeline import ingest_paths
-
         try:
-            outcome["report"] = ingest_paths(
-                store, args.paths, sync=args.sync, include=include, exclude=exclude, password=args.password,
-                chunk_words=settings.ingest.chunk_words, overlap_words=settings.ingest.chunk_overlap_words,
-                max_file_mb=settings.ingest.max_file_mb, on_progress=on_progress, cancel=cancel)
+            outcome["report"] = services.ingest(
+                store, args.paths, settings, sync=args.sync, include=include, exclude=exclude,
+                password=args.password, on_progress=on_progress, cancel=cancel)
         except BaseException as exc:  # re-raised on the main thread
             outcome["error"] = exc
 

@@ -17,13 +17,11 @@ if TYPE_CHECKING:
 
 def run(args: "argparse.Namespace", settings: "Settings") -> int:
     from ingest.errors import StoreError
-    from ingest.store import DocumentStore
+    from selfrag_tui.services import open_store
 
     embedder = args.embedder or settings.store.embedder
     try:
-        store = DocumentStore.open(settings.store_path, embedder=embedder,
-                                   vector_index_threshold=settings.store.vector_index_threshold,
-                                   embed_batch_size=settings.store.embed_batch_size, allow_embedder_change=True)
+        store = open_store(settings, embedder=embedder, allow_embedder_change=True)
         previous = store.stored_embedder
         total = store.count_chunks()
         print(f"Re-embedding {total} passages in {store.path} with {store.embedder_name}"

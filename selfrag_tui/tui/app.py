@@ -383,8 +383,6 @@ class SelfRagApp(App[int]):
 
     @work(thread=True, group="ingest", exit_on_error=False)
     def _ingest_worker(self, paths: list[str], sync: bool, what: str, cancel: threading.Event) -> None:
-        from ingest.pipeline import ingest_paths
-
         settings = self.settings
         started = time.monotonic()
         try:
@@ -398,18 +396,7 @@ class SelfRagApp(App[int]):
             self.post_message(self.IngestProgressed(progress, started))
 
         try:
-            report = ingest_paths(
-                self.store,
-                paths,
-                sync=sync,
-                include=settings.ingest.include,
-                exclude=settings.ingest.exclude,
-                chunk_words=settings.ingest.chunk_words,
-                overlap_words=settings.ingest.chunk_overlap_words,
-                max_file_mb=settings.ingest.max_file_mb,
-                on_progress=on_progress,
-                cancel=cancel,
-            )
+            report = services.ingest(self.store, paths, settings, sync=sync, on_progress=on_progress, cancel=cancel)
         except Exception as exc:
             from ingest.errors import StoreError
 
