@@ -1,8 +1,9 @@
 """Cut a loaded document into passages: sentence-aware windows of roughly 100-200 words with overlap.
 
 A passage never crosses documents, and never crosses a Markdown heading (its heading path must stay true). PDF
-text flows across pages, so a passage keeps the page range it spans. Each passage's `title` is what the Self-RAG
-prompt puts above it: `"{title}\\n{text}"`.
+passages stay within a page so a citation names the page the words are on; a passage spans two pages only where
+a sentence runs across the page break, or where a page holds too little text to stand alone. Each passage's
+`title` is what the Self-RAG prompt puts above it: `"{title}\\n{text}"`.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def chunk_document(doc: LoadedDocument, *, chunk_words: int = 150, overlap_words
     overlap_words = max(0, min(overlap_words, chunk_words // 2))
     max_words = chunk_words * 4 // 3
 
-    # Group sections into flows that chunks may span: a PDF is one flow; each Markdown section is its own.
+    # Flows are what a window may span: one per PDF page, one per Markdown section.
     flows: list[tuple[str | None, list[_Sentence]]] = []
     for section in doc.sections:
         sentences = [
@@ -74,12 +75,10 @@ def chunk_document(doc: LoadedDocument, *, chunk_words: int = 150, overlap_words
             for sentence in split_sentences(section.text)
             for piece in _split_long(sentence, max_words, section.page)
         ]
-        if not sentences:
-            continue
-        if flows and doc.kind == "pdf" and flows[-1][0] == section.heading:
-            flows[-1][1].extend(sentences)
-        else:
+        if sentences:
             flows.append((section.heading, sentences))
+    if doc.kind == "pdf":
+        flows = _join_pages(flows, min_words=chunk_words // 4)
 
     chunks: list[Chunk] = []
     for heading, sentences in flows:
@@ -97,6 +96,39 @@ def chunk_document(doc: LoadedDocument, *, chunk_words: int = 150, overlap_words
                 )
             )
     return chunks
+
+
+_SENTENCE_CLOSED = re.compile(r"[.!?:;][\"')\]]*$")
+
+
+def _join_pages(flows: list[tuple[str | None, list[_Sentence]]], min_words: int) -> list[tuple[str | None, list[_Sentence]]]:
+    """Move a sentence cut by a page break onto the next page, and fold pages too short to stand alone forward
+    (the last one backward), so windows stay within pages without splitting sentences or making scraps."""
+    joined: list[tuple[str | None, list[_Sentence]]] = []
+    carry: list[_Sentence] = []
+    for index, (heading, sentences) in enumerate(flows):
+        sentences = carry + sentences
+        carry = []
+        is_last = index == len(flows) - 1
+        # A sentence runs on when the page ends without closing it and the next page opens in lower case
+        # (a footer such as "Page 3" also ends unclosed, but the next page then opens with a capital).
+        next_opens_lower = not is_last and flows[index + 1][1][0].text[:1].islower()
+        if next_opens_lower and not _SENTENCE_CLOSED.search(sentences[-1].text):
+            carry = [sentences.pop()]
+        if not is_last and sum(s.words for s in sentences) < min_words:
+            carry = sentences + carry
+            continue
+        if sentences:
+            joined.append((heading, sentences))
+    if carry:
+        if joined and sum(s.words for s in carry) < min_words:
+            joined[-1][1].extend(carry)
+        else:
+            joined.append((flows[-1][0], carry))
+    if joined and len(joined) > 1 and sum(s.words for s in joined[-1][1]) < min_words:
+        heading, tail = joined.pop()
+        joined[-1][1].extend(tail)
+    return joined
 
 
 def _split_long(sentence: str, max_words: int, page: int | None) -> list[_Sentence]:

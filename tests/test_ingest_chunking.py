@@ -26,14 +26,32 @@ def test_windows_are_sized_sentence_aligned_and_overlap() -> None:
     assert all(f"Alpha sentence {i} " in joined for i in range(60))  # nothing dropped
 
 
-def test_pdf_chunks_span_pages_and_keep_the_range() -> None:
+def test_pdf_chunks_stay_on_their_page() -> None:
     doc = LoadedDocument(path="p.pdf", title="Manual", kind="pdf", pages=3, sections=[
         Section(sentences("One", 8), page=1), Section(sentences("Two", 8), page=2),
         Section(sentences("Three", 8), page=3)])
     chunks = chunk_document(doc, chunk_words=150, overlap_words=30)
-    assert chunks[0].page_start == 1 and chunks[0].page_end == 2
-    assert chunks[-1].page_end == 3
+    assert [(c.page_start, c.page_end) for c in chunks] == [(1, 1), (2, 2), (3, 3)]
+    assert all(c.text.startswith(("One", "Two", "Three")[i]) for i, c in enumerate(chunks))
     assert all(c.title == "Manual" and c.heading is None for c in chunks)
+
+
+def test_a_sentence_across_a_page_break_stays_whole_and_keeps_both_pages() -> None:
+    doc = LoadedDocument(path="p.pdf", title="Fleece", kind="pdf", pages=2, sections=[
+        Section(sentences("One", 8) + " An adult alpaca yields between 2.3 and", page=1),
+        Section("about 4.5 kilograms of fleece a year. " + sentences("Two", 8), page=2)])
+    chunks = chunk_document(doc, chunk_words=150, overlap_words=30)
+    assert [(c.page_start, c.page_end) for c in chunks] == [(1, 1), (1, 2)]
+    assert "An adult alpaca yields between 2.3 and about 4.5 kilograms of fleece a year." in chunks[1].text
+    assert "2.3 and" not in chunks[0].text
+
+
+def test_a_page_too_short_to_stand_alone_joins_the_next() -> None:
+    doc = LoadedDocument(path="p.pdf", title="Guide", kind="pdf", pages=3, sections=[
+        Section("Chapter two.", page=1), Section(sentences("Two", 8), page=2), Section(sentences("Three", 8), page=3)])
+    chunks = chunk_document(doc, chunk_words=150, overlap_words=30)
+    assert [(c.page_start, c.page_end) for c in chunks] == [(1, 2), (3, 3)]
+    assert chunks[0].text.startswith("Chapter two. Two sentence 0")
 
 
 def test_markdown_chunks_never_cross_headings_and_carry_the_path_in_the_title() -> None:
@@ -56,3 +74,11 @@ def test_sentence_splitter_handles_decimals_list_items_and_paragraphs() -> None:
     text = "Llamas hum. Alpacas spit!\n\n- first item\n- second item\n  continues here\n\nIs it 3.5 kg? Yes."
     assert split_sentences(text) == ["Llamas hum.", "Alpacas spit!", "- first item",
                                      "- second item continues here", "Is it 3.5 kg?", "Yes."]
+
+
+def test_a_page_footer_is_not_carried_onto_the_next_page() -> None:
+    doc = LoadedDocument(path="p.pdf", title="Guide", kind="pdf", pages=2, sections=[
+        Section(sentences("One", 8) + "\n\nPage 1", page=1), Section("Tyres. " + sentences("Two", 8), page=2)])
+    chunks = chunk_document(doc, chunk_words=150, overlap_words=30)
+    assert [(c.page_start, c.page_end) for c in chunks] == [(1, 1), (2, 2)]
+    assert chunks[1].text.startswith("Tyres.")
