@@ -124,16 +124,39 @@ class Settings(BaseSettings):
         return DecodeSettings(**self.decoding.model_dump())
 
     def save(self, path: Path | None = None) -> Path:
-        """Write the settings to the TOML file (what the app does when the user changes a setting)."""
-        import tomli_w
-
-        target = path or locations.config_file()
-        target.parent.mkdir(parents=True, exist_ok=True)
+        """Write every setting to the TOML file (a complete snapshot; prefer `update_settings_file`)."""
         data = self.model_dump(mode="json", exclude_none=True)
-        tmp = target.with_suffix(".toml.tmp")
-        tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
-        tmp.replace(target)
-        return target
+        return _write_toml(path or locations.config_file(), data)
+
+
+def update_settings_file(updates: dict[str, dict[str, Any]], path: Path | None = None) -> Path:
+    """Set only the given keys in the settings file, keeping everything else the user wrote there.
+
+    What came from `SELFRAG_*` variables or flags is never written back, so saving one setting from the app does
+    not pin the rest. Raises OSError or tomllib.TOMLDecodeError when the file cannot be read or written.
+    """
+    import tomllib
+
+    target = path or locations.config_file()
+    data = tomllib.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+    for section, values in updates.items():
+        table = data.setdefault(section, {})
+        for key, value in values.items():
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = str(value) if isinstance(value, Path) else value
+    return _write_toml(target, data)
+
+
+def _write_toml(target: Path, data: dict[str, Any]) -> Path:
+    import tomli_w
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    tmp.replace(target)  # atomic: a crash never leaves half a config file
+    return target
 
 
 def load_settings(**overrides: Any) -> Settings:

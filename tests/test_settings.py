@@ -63,3 +63,16 @@ def test_invalid_setting_is_named(config, capsys):
     assert main(["docs"]) == 2
     err = capsys.readouterr().err
     assert "invalid settings" in err and "mode" in err and str(config) in err
+
+
+def test_updating_the_file_keeps_what_the_user_wrote_and_never_pins_environment_values(config, monkeypatch):
+    from selfrag_tui.settings import update_settings_file
+
+    config.write_text('# my settings\n[model]\nmodel = "/models/selfrag-7b"\n[decoding]\nk = 3\n')
+    monkeypatch.setenv("SELFRAG_DECODING__BEAM_WIDTH", "4")
+    update_settings_file({"decoding": {"threshold": 0.35}})
+    monkeypatch.delenv("SELFRAG_DECODING__BEAM_WIDTH")
+    s = load_settings()
+    assert (s.decoding.threshold, s.decoding.k, s.model.model) == (0.35, 3, "/models/selfrag-7b")
+    assert s.decoding.beam_width == 2  # the environment's 4 was not written into the file
+    assert "beam_width" not in config.read_text()

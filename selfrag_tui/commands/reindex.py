@@ -50,19 +50,15 @@ def _remember_embedder(settings: "Settings", name: str) -> None:
     import os
     import tomllib
 
-    import tomli_w
-
     from ingest.embedding import canonical_name
     from selfrag_tui import locations
+    from selfrag_tui.settings import update_settings_file
 
     if canonical_name(settings.store.embedder) == name:
         return
     path = locations.config_file()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        data.setdefault("store", {})["embedder"] = name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(tomli_w.dumps(data), encoding="utf-8")
+        update_settings_file({"store": {"embedder": name}}, path)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         print(f"Could not update {path} ({exc}); set store.embedder = \"{name}\" there yourself.", file=sys.stderr)
         return

@@ -22,7 +22,7 @@ from textual.screen import ModalScreen
 
 from selfrag_tui import locations, services
 from selfrag_tui.history import HistoryStore
-from selfrag_tui.settings import Settings
+from selfrag_tui.settings import Settings, update_settings_file
 from selfrag_tui.tui.actions import action_ids, bindings_for
 from selfrag_tui.tui.commands import SelfRagCommands
 from selfrag_tui.tui.screens.chat import ChatScreen
@@ -480,7 +480,7 @@ class SelfRagApp(App[int]):
         path = None
         if save:
             self.base_settings = merged(self.base_settings)
-            path = self.base_settings.save()
+            path = update_settings_file(updates)
         if model_changed:
             self.reload_generator()
         return path
