@@ -5,7 +5,7 @@ the 16 Self-RAG tokens laid out as in selfrag/selfrag_llama2_7b (right after the
 trained on Self-RAG-formatted examples built from sample_docs/ and scripts/sample_qa.json (see tiny_data.py).
 It memorises the demo questions; it is not a language model. Deterministic: same inputs, same weights.
 
-    .venv/bin/python scripts/train_tiny_model.py            # build data, train, save, verify (~2 min on CPU)
+    .venv/bin/python scripts/train_tiny_model.py            # build data, train, save, verify (~6 min on CPU)
     .venv/bin/python scripts/train_tiny_model.py --verify   # only verify the saved model
 
 Retrain whenever sample_docs/, the QA set or the chunker change (tests compare the fingerprints in
