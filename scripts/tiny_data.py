@@ -315,14 +315,20 @@ def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search,
              "negatives_first": first_negatives, "negatives_second": second_negatives}
         )
 
-    # A few follow-up questions asked after an earlier turn: the transcript is folded into the instruction.
+    # Follow-up questions asked after an earlier turn: the transcript is folded into the instruction, as the
+    # decoder does in a chat. Every main question once, with its gold passage and its two strongest distractors,
+    # so a second question in the app is answered and judged as it is on its own.
     main_plans = [p for p in plans if p.main]
-    for plan in rng.sample(main_plans, k=min(8, len(main_plans))):
+    for plan in main_plans:
         earlier = rng.choice([p for p in main_plans if p.item != plan.item])
         instruction = with_history(plan.question, [(earlier.question, earlier.answer)])
         examples.append(ExampleWriter("history-retrieve", instruction).model("[Retrieval]").example)
         examples.append(relevant_example(instruction, chunks[plan.gold[0]], plan.answer, kind="history-relevant"))
-    for item in rng.sample(qa["chitchat"], k=min(4, len(qa["chitchat"]))):
+        for index in plan.negatives[:2]:
+            example = irrelevant_example(instruction, chunks[index])
+            example.kind = "history-irrelevant"
+            examples.append(example)
+    for item in qa["chitchat"]:
         earlier = rng.choice(main_plans)
         instruction = with_history(item["prompt"], [(earlier.question, earlier.answer)])
         utility = int(item.get("utility", 5))

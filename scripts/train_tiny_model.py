@@ -338,6 +338,24 @@ def verify(model_dir: Path, chunks, training_set_summary: dict, log=print) -> di
         multi_ok += out1 == expected1 and out2 == f"[Relevant]{second['answer']}[Fully supported][Utility:5]{EOS}"
     report["multi_segment_exact"] = f"{multi_ok}/{len(qa.get('multi_segment', []))}"
 
+    # Follow-up questions after an earlier turn (the app folds the transcript into the instruction). The earlier
+    # turn here is the next main question, mostly not the pairing seen in training.
+    mains = [p for p in plans if p["main"]]
+    followups = [
+        tiny_data.with_history(plan["question"], [(prev["question"], prev["answer"])])
+        for prev, plan in zip(mains[-1:] + mains[:-1], mains)
+    ]
+    followup_ratios = retrieve_ratio(followups)
+    report["followup_retrieve"] = f"{sum(r > 0.2 for r in followup_ratios)}/{len(followups)}"
+    followup_out = generate([
+        tiny_data.base_prompt(text) + "[Retrieval]" + tiny_data.passage_block(chunks[plan["gold"][0]])
+        for text, plan in zip(followups, mains)
+    ])
+    report["followup_gold_exact"] = "{}/{}".format(
+        sum(o == f"[Relevant]{plan['answer']}[Fully supported][Utility:5]{EOS}" for o, plan in zip(followup_out, mains)),
+        len(mains),
+    )
+
     # The model card's two examples.
     card_odd, card_llama = "Leave odd one out: twitter, instagram, whatsapp.", \
         "Can you tell me the difference between llamas and alpacas?"
