@@ -68,6 +68,10 @@ class ModelSettings(BaseModel):
     """Engine `openai`: the K candidate prompts of a step are sent at once, up to this many."""
     n_gpu_layers: int = 0
     """Engine `llamacpp`: layers to offload to a GPU (llama.cpp built with GPU support); 0 = CPU only."""
+    kv_cache_dtype: Literal["f16", "f32"] = "f16"
+    """Engine `llamacpp`: the attention cache's precision. f16 (llama.cpp's default) halves its memory but moves
+    reflection-token logprobs by up to ~0.01, enough to flip a near-tie critique; f32 matches the transformers
+    engine to ~2e-5."""
 
 
 class DecodingSettings(BaseModel):

@@ -13,6 +13,7 @@ from selfrag_tui.selfrag.prompts import format_prompt
 from selfrag_tui.selfrag.vocab import ReflectionVocab
 
 ROOT = Path(__file__).resolve().parents[1]
+# Engines run with an f32 attention cache; f16 alone moves reflection logprobs by up to ~0.01.
 PROBABILITY_TOLERANCE = 1e-3
 
 

@@ -24,7 +24,9 @@ def start_llama_server(gguf_path, log_path):
     log = open(log_path, "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_batch", "512"],
+         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_batch", "512",
+         # An f32 attention cache, so scores match the transformers engine (f16 moves them by up to ~0.01).
+         "--type_k", "0", "--type_v", "0"],
         stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1"),
     )
     base_url = f"http://127.0.0.1:{port}/v1"

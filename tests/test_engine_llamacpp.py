@@ -19,7 +19,8 @@ def llamacpp_engine(tiny_gguf, tiny_model_dir):
     """llama.cpp on the converted file, with the tiny model's own tokenizer for prompts."""
     from selfrag_tui.engines.llamacpp_engine import LlamaCppEngine
 
-    engine = LlamaCppEngine.load(tiny_gguf, n_threads=1, max_context=1024, tokenizer=str(tiny_model_dir))
+    engine = LlamaCppEngine.load(tiny_gguf, n_threads=1, max_context=1024, tokenizer=str(tiny_model_dir),
+                                   kv_cache_dtype="f32")
     yield engine
     engine.close()
 
@@ -29,7 +30,7 @@ def llamacpp_native(tiny_gguf):
     """llama.cpp with the GGUF's own tokenizer (what users with only a .gguf file get)."""
     from selfrag_tui.engines.llamacpp_engine import LlamaCppEngine
 
-    engine = LlamaCppEngine.load(tiny_gguf, n_threads=1, max_context=1024)
+    engine = LlamaCppEngine.load(tiny_gguf, n_threads=1, max_context=1024, kv_cache_dtype="f32")
     yield engine
     engine.close()
 
@@ -132,3 +133,11 @@ def test_missing_or_wrong_model_file_says_what_to_set(tmp_path, tiny_model_dir):
         LlamaCppEngine.load(tmp_path / "absent.gguf")
     with pytest.raises(EngineError, match="needs a .gguf file"):
         LlamaCppEngine.load(tiny_model_dir)
+
+
+def test_kv_cache_precision_is_a_setting_with_a_clear_error(tiny_gguf):
+    from selfrag_tui.engines.base import EngineError
+    from selfrag_tui.engines.llamacpp_engine import LlamaCppEngine
+
+    with pytest.raises(EngineError, match="kv_cache_dtype"):
+        LlamaCppEngine.load(tiny_gguf, n_threads=1, max_context=256, kv_cache_dtype="q4")

@@ -82,10 +82,16 @@ class LlamaCppEngine:
         seed: int = 0,
         tokenizer: str | None = None,
         check_vocab: bool = True,
+        kv_cache_dtype: str = "f16",
     ) -> "LlamaCppEngine":
         """Load a GGUF file. `tokenizer` (a Hugging Face folder or cached hub name) makes prompts tokenise exactly
         as in the transformers engine; without it llama.cpp's own tokenizer is used, which puts a space after
         special tokens the way Llama-2's original (legacy) tokenizer does."""
+        # ggml type ids of the attention cache (GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1).
+        kv_types = {"f32": 0, "f16": 1}
+        if kv_cache_dtype not in kv_types:
+            raise EngineError(f"model.kv_cache_dtype must be 'f16' or 'f32', not '{kv_cache_dtype}'.")
+        kv_type = kv_types[kv_cache_dtype]
         path = Path(model).expanduser()
         if path.suffix.lower() != ".gguf":
             raise EngineError(
@@ -108,6 +114,8 @@ class LlamaCppEngine:
                 n_gpu_layers=n_gpu_layers,
                 logits_all=True,
                 seed=seed,
+                type_k=kv_type,
+                type_v=kv_type,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:

@@ -81,6 +81,7 @@ def load_engine(model_settings: "ModelSettings") -> Engine:
             n_threads=m.n_threads,
             max_context=m.max_model_len,
             n_gpu_layers=m.n_gpu_layers,
+            kv_cache_dtype=m.kv_cache_dtype,
             tokenizer=m.tokenizer,
         )
     if name == "openai":
