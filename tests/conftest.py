@@ -113,12 +113,9 @@ def tiny_gguf_text_tokens(tiny_gguf, gguf_converter, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_transformers_engine(tiny_model_dir):
-    from selfrag_tui.engines.transformers_engine import TransformersEngine
-
-    engine = TransformersEngine.load(str(tiny_model_dir), device="cpu", dtype="float32", n_threads=1)
-    yield engine
-    engine.close()
+def tiny_transformers_engine(tiny_engine):
+    """The engine the GGUF engines are compared with: the session's `tiny_engine`."""
+    return tiny_engine
 
 
 @pytest.fixture(scope="session")
@@ -137,12 +134,12 @@ def llama_server(tiny_gguf_text_tokens, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_engine():
-    """TransformersEngine over the bundled tiny Self-RAG model (CPU, float32, 1 thread)."""
+def tiny_engine(tiny_model_dir):
+    """TransformersEngine over the tiny Self-RAG model (the bundled one unless SELFRAG_TINY_MODEL names another),
+    on CPU, float32, 1 thread."""
     from selfrag_tui.engines.transformers_engine import TransformersEngine
-    from selfrag_tui.locations import demo_model_path
 
-    engine = TransformersEngine.load(str(demo_model_path()), device="cpu", dtype="float32", n_threads=1)
+    engine = TransformersEngine.load(str(tiny_model_dir), device="cpu", dtype="float32", n_threads=1)
     yield engine
     engine.close()
 
