@@ -23,6 +23,8 @@ def demo_settings(settings: "Settings") -> "Settings":
     data = settings.model_dump()
     data["model"].update(engine="transformers", model=str(locations.demo_model_path()), device="cpu", dtype="float32")
     data["store"]["path"] = str(locations.demo_store_path())
+    # The demo model memorises single questions; a transcript in the prompt only confuses it (see its README).
+    data["decoding"]["history_token_budget"] = 0
     from selfrag_tui.settings import Settings
 
     return Settings.model_validate(data)

@@ -88,6 +88,9 @@ class DecodingSettings(BaseModel):
     beam_width: int = 2
     max_segments: int = 6
     max_new_tokens: int = 200
+    history_token_budget: int = 1024
+    """Tokens of earlier chat turns folded into the instruction at most (oldest dropped first); 0 answers every
+    question on its own. Self-RAG was trained on single turns, so the transcript is a best effort."""
 
 
 class UISettings(BaseModel):
