@@ -17,7 +17,7 @@ from typing import Any
 from selfrag_tui import __version__, locations
 from selfrag_tui.history import Conversation
 from selfrag_tui.selfrag.types import Answer
-from selfrag_tui.tui.verdicts import clean_text, decision_summary, relevance_verdict, verdicts
+from selfrag_tui.verdicts import clean_text, decision_summary, relevance_verdict, verdicts
 
 JSON_FORMAT = "selfrag-chat.conversation/1"
 

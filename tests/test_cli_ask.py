@@ -114,10 +114,18 @@ def test_mode_never_skips_retrieval_and_short_form_scores_k(demo_env, capsys):
 def test_human_output_shows_decision_markers_and_sources(demo_env, capsys):
     assert main(["--demo", "ask", LLAMAS]) == 0
     out = capsys.readouterr().out
-    assert "Retrieval: retrieved, p([Retrieval]) = 1.000 > threshold 0.20" in out
-    assert ALPACA_ANSWER + " [1 ✓ relevant 1.00 · ● fully supported · utility 5/5]" in out
+    assert out.startswith("Retrieved: p([Retrieval])=1.00 > threshold 0.20 (adaptive)")
+    assert ALPACA_ANSWER + "  [1] ✓ Relevant · ● Fully supported · ★ Utility 5/5" in out
     first_source = next(line for line in out.splitlines() if line.strip().startswith("[1]"))
-    assert "camelids.md, Alpacas" in first_source and "✓ relevant" in first_source
+    assert "camelids.md, Alpacas" in first_source and "✓ Relevant (p=1.00, ISREL 1.00)" in first_source
+    assert all("✗ Irrelevant" in line for line in out.splitlines() if line.strip().startswith(("[2]", "[3]")))
+
+    # Chit-chat: no citation, and no relevance or support marker without a passage.
+    assert main(["--demo", "ask", ODD_ONE_OUT]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("No retrieval: p([Retrieval])=0.00 ≤ threshold 0.20")
+    assert "whatsapp is the odd one out" in out.lower() and out.rstrip().endswith("★ Utility 5/5")
+    assert "Relevant" not in out and "supported" not in out and "Sources:" not in out
 
 
 def test_wrong_model_path_is_a_clear_error(demo_env, capsys, tmp_path):

@@ -10,72 +10,41 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-    from selfrag_tui.selfrag.types import Answer, Critique, DecoderEvent, Segment
+    from selfrag_tui.selfrag.types import Answer, DecoderEvent, Segment
     from selfrag_tui.settings import Settings
 
-SUPPORT_LABELS = {
-    "[Fully supported]": ("●", "fully supported"),
-    "[Partially supported]": ("◐", "partially supported"),
-    "[No support / Contradictory]": ("○", "no support"),
-}
-RELEVANCE_LABELS = {"[Relevant]": ("✓", "relevant"), "[Irrelevant]": ("✗", "irrelevant")}
-
-
-def _utility_label(critique: "Critique") -> str | None:
-    if not critique.utility_token:
-        return None
-    stars = critique.utility_token.removeprefix("[Utility:").removesuffix("]")
-    return f"utility {stars}/5"
-
-
 def critique_marker(segment: "Segment") -> str:
-    """A marker readable without colour, e.g. `[1 ✓ relevant · ● fully supported · utility 5/5]`."""
-    c = segment.critique
-    parts: list[str] = []
-    if c.relevance_token in RELEVANCE_LABELS:
-        symbol, word = RELEVANCE_LABELS[c.relevance_token]
-        parts.append(f"{symbol} {word} {c.relevance:.2f}" if c.relevance is not None else f"{symbol} {word}")
-    if c.support_token in SUPPORT_LABELS:
-        symbol, word = SUPPORT_LABELS[c.support_token]
-        parts.append(f"{symbol} {word}")
-    utility = _utility_label(c)
-    if utility:
-        parts.append(utility)
-    head = f"{segment.citation}" if segment.citation is not None else ""
-    body = " · ".join(parts)
-    if head and body:
-        return f"[{head} {body}]"
-    return f"[{head or body}]" if (head or body) else ""
+    """The segment's citation and judgements as the app shows them, readable without colour:
+    `[1] ✓ Relevant · ● Fully supported · ★ Utility 5/5`."""
+    from selfrag_tui.verdicts import verdicts
 
-
-def format_decision(answer: "Answer") -> str:
-    d = answer.decision
-    verb = "retrieved" if d.retrieve else "no retrieval"
-    if d.p_retrieval is None:
-        return f"Retrieval: {verb} (mode {d.mode})"
-    cmp = ">" if d.retrieve else "≤"
-    return f"Retrieval: {verb}, p([Retrieval]) = {d.p_retrieval:.3f} {cmp} threshold {d.threshold:.2f} ({d.mode}, {d.formula} formula)"
+    found = verdicts(segment.critique, with_passage=segment.passage is not None)
+    judged = " · ".join(f"{v.symbol} {v.label}" for v in found)
+    cite = f"[{segment.citation}]" if segment.citation is not None else ""
+    return " ".join(part for part in (cite, judged) if part)
 
 
 def format_answer(answer: "Answer") -> str:
-    lines = [format_decision(answer), ""]
-    body = []
-    for segment in answer.segments:
-        marker = critique_marker(segment)
-        body.append(f"{segment.text.strip()} {marker}".strip())
-    lines.append(" ".join(body) if body else "(empty answer)")
+    """The answer for a terminal: decision, segments with their markers, caution, numbered sources.
+
+    Document and model text goes through `clean_text`, so escape sequences inside a PDF never reach the terminal.
+    """
+    from selfrag_tui.verdicts import clean_text, decision_summary, relevance_verdict
+
+    summary = decision_summary(answer.decision)
+    lines = [summary[:1].upper() + summary[1:], ""]
+    body = [f"{clean_text(segment.text).strip()}  {critique_marker(segment)}".strip() for segment in answer.segments]
+    lines.append("\n".join(body) if body else "(empty answer)")
     if answer.abstained:
-        lines += ["", f"Caution: {answer.abstain_reason or 'the answer is not supported by your documents.'}"]
+        lines += ["", f"Caution: {clean_text(answer.abstain_reason or 'the answer is not supported by your documents.')}"]
     if answer.passages:
         lines += ["", "Sources:"]
         for number, passage in enumerate(answer.passages, start=1):
-            verdict = answer.relevance_verdicts.get(passage.id)
-            judged = ""
-            if verdict is not None and verdict.relevance_token in RELEVANCE_LABELS:
-                symbol, word = RELEVANCE_LABELS[verdict.relevance_token]
-                judged = f" — {symbol} {word}" + (f" ({verdict.relevance:.2f})" if verdict.relevance is not None else "")
+            critique = answer.relevance_verdicts.get(passage.id)
+            verdict = relevance_verdict(critique) if critique is not None else None
+            judged = f" — {verdict.symbol} {verdict.describe()}" if verdict else " — not judged"
             where = f", {passage.location}" if passage.location else ""
-            title = passage.doc_title or passage.title
+            title = clean_text(passage.doc_title or passage.title)
             lines.append(f"  [{number}] {title} — {passage.source}{where} (score {passage.score:.3f}){judged}")
     return "\n".join(lines)
 

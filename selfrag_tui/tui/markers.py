@@ -13,7 +13,7 @@ from typing import Literal
 from rich.text import Text
 
 from selfrag_tui.selfrag.types import Answer, Candidate, Critique, Passage, RetrievalDecision, Segment
-from selfrag_tui.tui.verdicts import Level, Verdict, clean_text, decision_summary, relevance_verdict, verdicts
+from selfrag_tui.verdicts import Level, Verdict, clean_text, decision_summary, relevance_verdict, verdicts
 
 MarkerStyle = Literal["full", "compact", "plain"]
 MARKER_STYLES: tuple[MarkerStyle, ...] = ("full", "compact", "plain")

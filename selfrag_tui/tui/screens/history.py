@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 
 from selfrag_tui.history import ConversationSummary
 from selfrag_tui.tui.actions import bindings_for
-from selfrag_tui.tui.verdicts import clean_text
+from selfrag_tui.verdicts import clean_text
 from selfrag_tui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from textual.widgets import Button, DataTable, DirectoryTree, Footer, ProgressBa
 
 from selfrag_tui.tui.actions import bindings_for
 from selfrag_tui.tui.markers import display_path
-from selfrag_tui.tui.verdicts import clean_text
+from selfrag_tui.verdicts import clean_text
 from selfrag_tui.tui.widgets.path_input import PathInput
 from selfrag_tui.tui.widgets.status_bar import StatusBar
 

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from selfrag_tui import locations
-from selfrag_tui.tui.verdicts import clean_text
+from selfrag_tui.verdicts import clean_text
 
 
 class ModelErrorScreen(ModalScreen[None]):

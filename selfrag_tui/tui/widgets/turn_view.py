@@ -23,7 +23,7 @@ from selfrag_tui.selfrag.types import (
     TextDelta,
 )
 from selfrag_tui.tui.markers import MarkerStyle, abstention, literal
-from selfrag_tui.tui.verdicts import clean_text
+from selfrag_tui.verdicts import clean_text
 from selfrag_tui.tui.widgets.retrieval_badge import RetrievalBadge
 from selfrag_tui.tui.widgets.segment_view import SegmentView
 

@@ -1,7 +1,7 @@
-"""Words and symbols for the model's judgements, shared by the app's markers and the exports.
+"""Words and symbols for the model's judgements, shared by the app's markers, `ask` and the exports.
 
 Every verdict has a word and a symbol so it reads without colour; the level ("good", "mid", "bad") only picks
-the colour. Pure Python: export imports it without Textual.
+the colour. Pure Python, no Textual.
 """
 
 from __future__ import annotations
