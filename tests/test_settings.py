@@ -76,3 +76,17 @@ def test_updating_the_file_keeps_what_the_user_wrote_and_never_pins_environment_
     assert (s.decoding.threshold, s.decoding.k, s.model.model) == (0.35, 3, "/models/selfrag-7b")
     assert s.decoding.beam_width == 2  # the environment's 4 was not written into the file
     assert "beam_width" not in config.read_text()
+
+
+def test_every_decoding_setting_reaches_the_decoder_with_the_same_default(config):
+    """The settings file's [decoding] section and the decoder's DecodeSettings describe the same knobs."""
+    import dataclasses
+
+    from selfrag_tui.selfrag.types import DecodeSettings
+    from selfrag_tui.settings import DecodingSettings
+
+    decoder_defaults = {f.name: f.default for f in dataclasses.fields(DecodeSettings)}
+    for name, field in DecodingSettings.model_fields.items():
+        assert name in decoder_defaults, name
+        assert field.default == decoder_defaults[name], name
+    assert load_settings(decoding={"beam_width": 3}).decode_settings().beam_width == 3
