@@ -269,7 +269,7 @@ def check_model(settings: "Settings") -> list[Finding]:
                             "name such as selfrag/selfrag_llama2_7b; 'selfrag-chat --demo' uses the bundled tiny model.",
                             {"model": m.model})]
         return [Finding("model", "error", f"'{m.model}' is not in the local Hugging Face cache",
-                        f"Download it once: huggingface-cli download {m.model} (about 13.5 GB for the 7B model), "
+                        f"Download it once: hf download {m.model} (about 13.5 GB for the 7B model), "
                         "or set model.model to a local folder.", {"model": m.model})]
     findings: list[Finding] = []
     total_ram, available_ram = system_memory()
@@ -294,7 +294,7 @@ def check_model(settings: "Settings") -> list[Finding]:
     weights = [p for pattern in ("*.safetensors", "*.bin") for p in location.glob(pattern)]
     if not weights:
         return [Finding("model", "error", f"{location} has no weight files (*.safetensors or *.bin)",
-                        f"Re-download the model (huggingface-cli download {m.model}) or copy its weights there.")]
+                        f"Re-download the model (hf download {m.model}) or copy its weights there.")]
     config = json.loads(config_file.read_text(encoding="utf-8"))
     params = estimate_parameters(config)
     on_gpu = bool(gpus) and (engine == "vllm" or m.device.startswith("cuda") or m.device == "auto")

@@ -51,7 +51,7 @@ def test_hub_model_not_in_the_cache_says_how_to_download(doctor_env, monkeypatch
     report = run_checks(load_settings())
     (finding,) = report.by_check("model")
     assert finding.status == "error" and "local Hugging Face cache" in finding.message
-    assert "huggingface-cli download selfrag/selfrag_llama2_7b" in finding.fix
+    assert "hf download selfrag/selfrag_llama2_7b" in finding.fix
 
 
 def test_vllm_configured_without_a_gpu_is_an_error(doctor_env):

@@ -676,6 +676,6 @@ def load_tokenizer(name_or_path: str) -> Any:
         raise EngineError(
             f"The openai engine builds prompts as token ids and needs the model's tokenizer locally, but "
             f"'{name_or_path}' could not be loaded ({exc}). Set model.tokenizer to a folder with the Self-RAG "
-            f"tokenizer files, or fetch them once: huggingface-cli download selfrag/selfrag_llama2_7b "
+            f"tokenizer files, or fetch them once: hf download selfrag/selfrag_llama2_7b "
             f"--include 'tokenizer*' 'special_tokens_map.json'."
         ) from exc
