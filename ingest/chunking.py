@@ -14,6 +14,16 @@ from dataclasses import dataclass
 from ingest.loaders import HEADING_SEPARATOR, LoadedDocument
 
 
+# Bump when chunk boundaries change for the same text and settings: stores re-chunk such documents on the next
+# ingest instead of keeping passages cut the old way.
+CHUNKER_VERSION = 2
+
+
+def chunking_recipe(chunk_words: int, overlap_words: int) -> str:
+    """What decides a document's passages besides its bytes; stored per document to know when to re-chunk."""
+    return f"v{CHUNKER_VERSION}:{chunk_words}/{overlap_words}"
+
+
 @dataclass(frozen=True)
 class Chunk:
     title: str

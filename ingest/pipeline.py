@@ -1,4 +1,4 @@
-"""Ingest files and folders: discover, skip unchanged (content hash), load, chunk, embed in batches, write.
+"""Ingest files and folders: discover, skip unchanged (same content hash and chunking), load, chunk, embed in batches, write.
 
 One bad file is recorded with its reason and never stops the others. Documents are written in groups: the
 passages of a group are embedded together (full batches keep the model busy), then committed together, so the
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ingest.chunking import Chunk, chunk_document
+from ingest.chunking import Chunk, chunk_document, chunking_recipe
 from ingest.errors import EmptyDocument, FileTooLarge, LoadError, StoreError
 from ingest.loaders import SUPPORTED_SUFFIXES, load_file, read_bytes
 from ingest.store import DocumentStore, DocumentWrite
@@ -252,7 +252,9 @@ def _prepare(candidate: _Candidate, previous, *, password: str | None, chunk_wor
         data = read_bytes(path)
         write.content_hash = hashlib.sha256(data).hexdigest()
         write.size = len(data)
-        if previous is not None and previous.status == "ok" and previous.content_hash == write.content_hash:
+        write.chunking = chunking_recipe(chunk_words, overlap_words)
+        if (previous is not None and previous.status == "ok" and previous.content_hash == write.content_hash
+                and previous.chunking == write.chunking):
             return None
         document = load_file(path, password=password, data=data)
         chunks = chunk_document(document, chunk_words=chunk_words, overlap_words=overlap_words)

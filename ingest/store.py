@@ -55,6 +55,7 @@ class DocumentWrite:
     status: str = "ok"
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    chunking: str = ""
     chunks: list[Chunk] | None = None
     vectors: object | None = None
 
@@ -129,7 +130,11 @@ class DocumentStore:
         import pyarrow as pa
 
         if DOCUMENTS in self._table_names():
-            return self._db.open_table(DOCUMENTS)
+            table = self._db.open_table(DOCUMENTS)
+            if "chunking" not in table.schema.names:
+                # A store from before chunking recipes were recorded: an empty recipe re-chunks each file once.
+                table.add_columns({"chunking": "''"})
+            return table
         schema = pa.schema([
             pa.field("doc_id", pa.string(), nullable=False),
             pa.field("path", pa.string(), nullable=False),
@@ -146,6 +151,7 @@ class DocumentStore:
             pa.field("embedder", pa.string()),
             pa.field("ingested_at", pa.float64()),
             pa.field("generation", pa.string()),
+            pa.field("chunking", pa.string()),
         ])
         try:
             return self._db.create_table(DOCUMENTS, schema=schema)
@@ -369,15 +375,17 @@ class DocumentStore:
                         for key, values in part.items():
                             columns[key].extend(values)
                     chunk_count, pages, title, content_hash = len(write.chunks), write.pages, write.title, write.content_hash
+                    chunking = write.chunking
                 elif previous is not None and previous.chunks > 0:
                     # A failed re-read keeps the previous version searchable; the row says why it is stale.
                     generation = self._generation_of(doc_id)
                     chunk_count, pages, title = previous.chunks, previous.pages, previous.title
-                    content_hash = write.content_hash
+                    content_hash, chunking = write.content_hash, previous.chunking
                     if "stays searchable" not in (write.error or ""):
                         write.error = f"{write.error} (the previously ingested version stays searchable)"
                 else:
                     generation, chunk_count, pages, title, content_hash = "", 0, write.pages, write.title, write.content_hash
+                    chunking = ""
                 rows.append({
                     "doc_id": doc_id, "path": write.path, "title": title, "content_hash": content_hash,
                     "size": write.size, "mtime": write.mtime, "kind": write.kind, "pages": pages,
@@ -385,7 +393,7 @@ class DocumentStore:
                     "warnings": json.dumps(write.warnings) if write.warnings else None,
                     "embedder": self.embedder_name if write.chunks is not None else (
                         previous.embedder if previous else ""),
-                    "ingested_at": now, "generation": generation,
+                    "ingested_at": now, "generation": generation, "chunking": chunking,
                 })
             if columns is not None and replaced_ids:
                 dim = len(columns["vector"][0]) if columns["vector"] else self.embedder.dimension
@@ -491,6 +499,7 @@ class DocumentStore:
             chunks=int(row["chunks"] or 0), status=row["status"] or "failed", error=row["error"],
             embedder=row["embedder"] or "", ingested_at=float(row["ingested_at"] or 0.0), kind=row["kind"] or "",
             warnings=tuple(json.loads(row["warnings"])) if row["warnings"] else (),
+            chunking=row.get("chunking") or "",
         )
 
     def documents(self) -> list[DocumentRecord]:

@@ -45,6 +45,8 @@ class DocumentRecord:
     """"pdf", "markdown" or "text"."""
     warnings: tuple[str, ...] = ()
     """Things the user should know although the file loaded, e.g. a fallback text encoding."""
+    chunking: str = ""
+    """How its passages were cut (`ingest.chunking.chunking_recipe`); a different recipe re-chunks the file."""
 
 
 @dataclass

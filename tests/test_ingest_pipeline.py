@@ -75,6 +75,29 @@ def test_unchanged_skipped_changed_replaced_deleted_removed(tmp_path: Path, stor
     assert sorted(Path(r.path).name for r in store.documents()) == ["a.md", "b.txt"]
 
 
+def test_new_chunking_settings_or_an_older_store_re_chunk_unchanged_files(tmp_path: Path, store: DocumentStore) -> None:
+    """Skipping needs the same bytes AND the same chunking: new chunk sizes, or a store written before recipes
+    were recorded, re-cut the passages instead of keeping the old ones."""
+    long_note = tmp_path / "long.txt"
+    long_note.write_text(" ".join(f"Sentence {i} about the llama herd and its shearing day." for i in range(60)),
+                         encoding="utf-8")
+    assert ingest_paths(store, [long_note]).added
+    before = len(store.chunks_of(str(long_note)))
+    assert store.documents()[0].chunking == "v2:150/30"
+
+    report = ingest_paths(store, [long_note], chunk_words=60, overlap_words=10)
+    assert [Path(p).name for p in report.updated] == ["long.txt"] and not report.unchanged
+    assert len(store.chunks_of(str(long_note))) > before
+    assert ingest_paths(store, [long_note], chunk_words=60, overlap_words=10).unchanged
+
+    # A documents table without the recipe column (as older stores have) gets it on open, and re-chunks once.
+    store._documents_table.drop_columns(["chunking"])
+    reopened = DocumentStore.open(store.path, embedder=store.embedder_name)
+    assert reopened.documents()[0].chunking == ""
+    assert ingest_paths(reopened, [long_note], chunk_words=60, overlap_words=10).updated
+    assert ingest_paths(reopened, [long_note], chunk_words=60, overlap_words=10).unchanged
+
+
 def test_remove_by_path_or_id(tmp_path: Path, store: DocumentStore) -> None:
     for name in ("x.txt", "y.txt"):
         (tmp_path / name).write_text(f"The {name[0]}ylophone note about marimbas.", encoding="utf-8")
