@@ -182,7 +182,6 @@ def make_batches(lengths: list[int], budget: int) -> list[list[int]]:
 
 def train_model(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log=print):
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)

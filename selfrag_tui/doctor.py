@@ -412,7 +412,7 @@ def check_store(settings: "Settings") -> list[Finding]:
         return [Finding("store", "error", str(exc).split(". ")[0], str(exc), {"path": str(path)})]
     except Exception as exc:  # noqa: BLE001 - a damaged LanceDB folder raises library errors
         return [Finding("store", "error", f"the store at {path} could not be opened ({exc})",
-                        f"Move the folder away and ingest again, or set store.path to another folder.")]
+                        "Move the folder away and ingest again, or set store.path to another folder.")]
     stats = store.stats()
     tables = sorted(store._table_names()) if hasattr(store, "_table_names") else []
     chunks = int(stats.get("chunks") or 0)

@@ -10,7 +10,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
 
 from ingest.pipeline import discover, ingest_paths
 from ingest.store import DocumentStore, DocumentWrite, doc_id_for

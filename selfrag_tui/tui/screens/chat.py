@@ -24,7 +24,7 @@ from textual.widgets import Footer, Input, Static
 from selfrag_tui.history import Conversation
 from selfrag_tui.selfrag.types import Answer, DecoderEvent
 from selfrag_tui.tui.actions import bindings_for
-from selfrag_tui.tui.markers import MARKER_STYLES, MarkerStyle, literal
+from selfrag_tui.tui.markers import MARKER_STYLES, MarkerStyle
 from selfrag_tui.tui.widgets.segment_view import SegmentView
 from selfrag_tui.tui.widgets.source_panel import SourcePanel
 from selfrag_tui.tui.widgets.status_bar import StatusBar
