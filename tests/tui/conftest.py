@@ -58,11 +58,8 @@ def sample_store(tmp_path_factory, embedder):
 
 
 @pytest.fixture
-def empty_store(tmp_path, embedder):
-    from ingest.store import DocumentStore
-
-    store = DocumentStore.open(tmp_path / "empty-store", embedder=embedder.name)
-    store.use_embedder(embedder)
+def empty_store(store):
+    """An empty store for the library tests (the shared `store` fixture, under the name these tests read best)."""
     return store
 
 
