@@ -24,8 +24,8 @@ TARGET_S = 1.0
 CHILD = r"""
 import time, sys, json, asyncio
 started = float(sys.argv[1])
-from selfrag_tui import services
-from selfrag_tui.settings import Settings
+from selfrag_tui.application import services
+from selfrag_tui.application.settings import Settings
 from selfrag_tui.tui.app import SelfRagApp
 heavy = ("torch", "transformers", "lancedb", "sentence_transformers")
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from selfrag_tui import locations  # noqa: E402
+from selfrag_tui.application import locations  # noqa: E402
 from selfrag_tui.selfrag.decoder import SelfRagDecoder  # noqa: E402
 from selfrag_tui.selfrag.types import DecodeSettings, Passage  # noqa: E402
 

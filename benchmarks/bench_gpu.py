@@ -75,7 +75,7 @@ def tokenizer_for_bench():
     """A Llama SentencePiece tokenizer for the engine's bookkeeping; prompts are token ids, so any will do."""
     from transformers import AutoTokenizer
 
-    from selfrag_tui import locations
+    from selfrag_tui.application import locations
 
     return AutoTokenizer.from_pretrained(str(locations.demo_model_path()))
 

@@ -1,7 +1,12 @@
 """The `selfrag-chat` command. With no subcommand it opens the app.
 
-Only argparse is imported here: each subcommand's module (and torch, lancedb, ...) is imported when it runs, so
-`selfrag-chat --help` starts fast.
+Every settings flag is generated from the settings schema (`application.settings`), so its name, choices and
+help come from the one definition, and its value is validated by the same merge as the file and the environment.
+The global options (`--demo`, `--store`, `--model`, `--engine`, ...) are accepted before or after the
+subcommand.
+
+Only argparse and the schema are imported here: each subcommand's module (and torch, lancedb, ...) is imported
+when it runs, so `selfrag-chat --help` starts fast.
 """
 
 from __future__ import annotations
@@ -9,8 +14,75 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Any
 
 from selfrag_tui import __version__
+
+# (command, help). Each has a module selfrag_tui.commands.<command> with `add_arguments(parser)` and
+# `run(args, session)`; "app" is the app (no subcommand).
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("ingest", "add or update files and folders in the store"),
+    ("docs", "list documents in the store with status and error reasons"),
+    ("rm", "remove documents from the store"),
+    ("search", "search the store (no generator needed)"),
+    ("reindex", "re-embed every document with the configured embedding model"),
+    ("ask", "answer one question and print it with critiques and sources"),
+    ("doctor", "check GPU, engines, model, store and paths; say how to fix problems"),
+)
+
+# Settings sections offered as flags, per command ("" = the app). Global ones go everywhere.
+GLOBAL_FLAGS: dict[str, tuple[str, str]] = {
+    # flag dest -> (section, field)
+    "store": ("store", "path"),
+    "model": ("model", "model"),
+    "engine": ("model", "engine"),
+}
+SECTION_FLAGS: dict[str, tuple[str, ...]] = {
+    "": ("decoding", "model"),
+    "ask": ("decoding", "model"),
+    "doctor": ("model",),
+    "ingest": ("ingest",),
+}
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """--demo, --store, --model, --engine. On subcommands their default is SUPPRESS, so a value given before
+    the subcommand is not overwritten by the subcommand's default."""
+    from selfrag_tui.application.settings import option_spec
+
+    default: Any = argparse.SUPPRESS if suppress else None
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument("--demo", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                       help="use the bundled tiny demo model and the sample_docs store (ingested on first use)")
+    group.add_argument("--store", metavar="PATH", default=default,
+                       help="LanceDB store folder (default: <data dir>/store)")
+    group.add_argument("--model", metavar="NAME_OR_PATH", default=default,
+                       help="generator: hub name, local folder, .gguf file or served name")
+    group.add_argument("--engine", choices=option_spec("model.engine").choices, default=default,
+                       help="generation engine (default auto)")
+
+
+def _settings_options(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
+    from selfrag_tui.application.settings import option_specs
+
+    for section in sections:
+        group = parser.add_argument_group(f"[{section}] settings")
+        for spec in option_specs(section):
+            if (section, spec.name) in GLOBAL_FLAGS.values() or spec.kind in ("list", "map"):
+                continue
+            dest = f"set__{section}__{spec.name}"
+            default_text = "" if spec.default is None else f"default {spec.default}"
+            extra = ", ".join(part for part in (default_text, spec.allowed) if part)
+            help_text = spec.description + (f" ({extra})" if extra else "")
+            help_text = help_text.replace("%", "%%")
+            if spec.kind == "bool":
+                group.add_argument(spec.flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
+                                   help=help_text)
+            elif spec.kind == "choice":
+                group.add_argument(spec.flag, dest=dest, choices=spec.choices, default=None, help=help_text)
+            else:
+                group.add_argument(spec.flag, dest=dest, metavar={"int": "N", "float": "X"}.get(spec.kind, "TEXT"), default=None,
+                                   help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,89 +94,53 @@ def build_parser() -> argparse.ArgumentParser:
         "variables (e.g. SELFRAG_DECODING__MODE=always) < flags. Run 'selfrag-chat doctor' to check the set-up.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--store", metavar="PATH", help="LanceDB store folder (default: <data dir>/store)")
-    parser.add_argument(
-        "--demo",
-        action="store_true",
-        help="use the bundled tiny demo model and the sample_docs store (ingested on first use)",
-    )
-    parser.add_argument("--model", metavar="NAME_OR_PATH", help="generator: hub name, local folder or .gguf file")
-    parser.add_argument(
-        "--engine", choices=["auto", "transformers", "vllm", "llamacpp", "openai"], help="generation engine"
-    )
+    _global_options(parser, suppress=False)
+    _settings_options(parser, SECTION_FLAGS[""])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("ingest", help="add or update files and folders in the store")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (searched recursively)")
-    p.add_argument("--sync", action="store_true", help="also remove documents whose files are gone")
-    p.add_argument("--include", action="append", metavar="GLOB", help="only files matching GLOB (repeatable)")
-    p.add_argument("--exclude", action="append", metavar="GLOB", help="skip files or folders matching GLOB")
-    p.add_argument("--password", metavar="PW", help="password for encrypted PDFs")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-    p = sub.add_parser("docs", help="list documents in the store with status and error reasons")
-    p.add_argument("--json", action="store_true", help="print as JSON")
-
-    p = sub.add_parser("rm", help="remove documents from the store")
-    p.add_argument("docs", nargs="+", metavar="DOC", help="document path or id")
-
-    p = sub.add_parser("search", help="search the store (no generator needed)")
-    p.add_argument("query", metavar="QUERY")
-    p.add_argument("--k", type=int, default=5, metavar="N", help="number of passages (default 5)")
-    p.add_argument("--mode", choices=["hybrid", "vector", "fts"], help="search mode (default hybrid)")
-    p.add_argument("--doc", action="append", metavar="DOC", help="only search these documents (path or id)")
-    p.add_argument("--json", action="store_true", help="print as JSON")
-
-    p = sub.add_parser("reindex", help="re-embed every document with the configured embedding model")
-    p.add_argument("--embedder", metavar="NAME_OR_PATH", help="embedding model to switch to")
-
-    p = sub.add_parser("ask", help="answer one question and print it with critiques and sources")
-    p.add_argument("question", metavar="QUESTION")
-    p.add_argument("--mode", choices=["adaptive", "always", "never"], help="retrieval mode (default adaptive)")
-    p.add_argument("--form", choices=["long", "short"], help="long: segment beam search; short: best of K")
-    p.add_argument("--k", type=int, metavar="N", help="passages per retrieval (default 5)")
-    p.add_argument("--threshold", type=float, metavar="T", help="retrieval threshold (default 0.2)")
-    p.add_argument("--max-new-tokens", type=int, metavar="N", help="tokens per segment (default 200)")
-    p.add_argument("--json", action="store_true", help="print every field as JSON")
-
-    p = sub.add_parser("doctor", help="check GPU, engines, model, store and paths; say how to fix problems")
-    p.add_argument("--json", action="store_true", help="print as JSON")
+    for name, help_text in COMMANDS:
+        module = importlib.import_module(f"selfrag_tui.commands.{name}")
+        p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
+        module.add_arguments(p)
+        _global_options(p, suppress=True)
+        _settings_options(p, SECTION_FLAGS.get(name, ()))
     return parser
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, dict]:
-    overrides: dict[str, dict] = {"model": {}, "store": {}, "decoding": {}}
-    if args.model:
-        overrides["model"]["model"] = args.model
-    if args.engine:
-        overrides["model"]["engine"] = args.engine
-    if args.store:
-        overrides["store"]["path"] = args.store
-    if args.command == "ask":
-        for name in ("mode", "form", "k", "threshold", "max_new_tokens"):
-            overrides["decoding"][name] = getattr(args, name)
-    return overrides
+def flag_layers(args: argparse.Namespace) -> list[tuple[dict[str, dict[str, Any]], str]]:
+    """The settings given as flags, one layer per flag so an error names the flag."""
+    layers = []
+    for dest, (section, name) in GLOBAL_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            layers.append(({section: {name: value}}, f"--{dest}"))
+    for dest, value in vars(args).items():
+        if dest.startswith("set__") and value is not None:
+            _, section, name = dest.split("__", 2)
+            layers.append(({section: {name: value}}, f"--{name.replace('_', '-')}"))
+    return layers
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not hasattr(args, "demo"):
+        args.demo = False
 
-    from selfrag_tui.settings import load_settings
+    from selfrag_tui.application.settings import SettingsError, resolve
 
     try:
-        settings = load_settings(**_overrides(args))
-    except Exception as exc:  # pydantic ValidationError or a TOML syntax error in the config file
-        from selfrag_tui import locations
-
-        print(f"selfrag-chat: invalid settings ({locations.config_file()} or SELFRAG_* variables):\n{exc}",
-              file=sys.stderr)
+        settings = resolve(flag_layers(args))
+    except SettingsError as exc:
+        print(f"selfrag-chat: {exc}", file=sys.stderr)
         return 2
 
+    from selfrag_tui.application.session import Session
+
+    session = Session(settings, demo=bool(args.demo))
     command = args.command or "app"
     module = importlib.import_module(f"selfrag_tui.commands.{command}")
     try:
-        return int(module.run(args, settings) or 0)
+        return int(module.run(args, session) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -67,7 +67,7 @@ from llama_server_process import start_llama_server, stop_llama_server  # noqa: 
 def tiny_model_dir():
     from pathlib import Path
 
-    from selfrag_tui import locations
+    from selfrag_tui.application import locations
 
     # SELFRAG_TINY_MODEL runs the GGUF tests on another build of the tiny model (e.g. a retrained one).
     path = Path(os.environ.get("SELFRAG_TINY_MODEL") or locations.demo_model_path())

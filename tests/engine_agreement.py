@@ -10,7 +10,7 @@ from pathlib import Path
 from selfrag_tui.selfrag import scoring
 from selfrag_tui.selfrag.decision import decide_from_logprobs
 from selfrag_tui.selfrag.prompts import format_prompt
-from selfrag_tui.selfrag.vocab import ReflectionVocab
+from selfrag_tui.reflection import ReflectionVocab
 
 ROOT = Path(__file__).resolve().parents[1]
 # Engines run with an f32 attention cache; f16 alone moves reflection logprobs by up to ~0.01.

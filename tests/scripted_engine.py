@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from selfrag_tui.engines.base import MISSING_LOGPROB, Generation, GenerationCancelled, TokenCallback
-from selfrag_tui.selfrag.vocab import ADDED_TOKENS
+from selfrag_tui.reflection import ADDED_TOKENS
 
 BOS, EOS = "<s>", "</s>"
 BOS_ID, EOS_ID = 1, 2

@@ -138,8 +138,8 @@ def test_wrong_model_path_is_a_clear_error(demo_env, capsys, tmp_path):
 def test_demo_answers_a_follow_up_on_its_own(demo_env, tiny_engine):
     """The demo model was trained on single questions: demo settings keep earlier turns out of its prompt, so a
     follow-up is answered as if asked alone (with the transcript folded in, it repeats the earlier answer)."""
-    from selfrag_tui import services
-    from selfrag_tui.settings import load_settings
+    from selfrag_tui.application import services
+    from selfrag_tui.application.settings import load_settings
 
     settings = services.demo_settings(load_settings())
     assert settings.decoding.history_token_budget == 0

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from selfrag_tui.cli import main
-from selfrag_tui.doctor import estimate_parameters, run_checks
-from selfrag_tui.settings import load_settings
+from selfrag_tui.application.doctor import estimate_parameters, run_checks
+from selfrag_tui.application.settings import load_settings
 
 
 @pytest.fixture

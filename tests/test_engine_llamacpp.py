@@ -9,7 +9,7 @@ import pytest
 
 from engine_agreement import assert_agree, build_prompts, read, sample_cases
 from selfrag_tui.engines.base import EngineError, GenerationCancelled
-from selfrag_tui.selfrag.vocab import ADDED_TOKENS, ReflectionVocab
+from selfrag_tui.reflection import ADDED_TOKENS, ReflectionVocab
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from selfrag_tui.engines.openai_engine import (
     parse_choice,
     spm_text_for_server,
 )
-from selfrag_tui.selfrag.vocab import ReflectionVocab
+from selfrag_tui.reflection import ReflectionVocab
 
 # ---------------------------------------------------------------------------------------------------------------
 # Response parsing over plain JSON (vLLM's `token_id:N` names and llama.cpp's token texts)

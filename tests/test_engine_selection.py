@@ -18,7 +18,7 @@ from selfrag_tui.engines.vllm_engine import (
     has_logprob_token_ids,
     plan_logprob_request,
 )
-from selfrag_tui.settings import ModelSettings
+from selfrag_tui.application.settings import ModelSettings
 
 
 @pytest.mark.parametrize(

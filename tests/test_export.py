@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from answer_factory import chit_chat_answer, retrieved_answer
-from selfrag_tui.export import conversation_to_json, conversation_to_markdown, export_conversation
-from selfrag_tui.history import HistoryStore, answer_from_dict
+from selfrag_tui.application.export import conversation_to_json, conversation_to_markdown, export_conversation
+from selfrag_tui.application.history import HistoryStore, answer_from_dict
 
 
 def _conversation(tmp_path, *answers):

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from answer_factory import chit_chat_answer, retrieved_answer
-from selfrag_tui.history import HistoryStore, answer_from_dict
+from selfrag_tui.application.history import HistoryStore, answer_from_dict
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_history_and_export_import_no_textual():
     import subprocess
     import sys
 
-    code = ("import sys, selfrag_tui.history, selfrag_tui.export; "
+    code = ("import sys, selfrag_tui.application.history, selfrag_tui.application.export; "
             "print(sorted(m for m in ('textual', 'torch', 'lancedb') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 

@@ -22,10 +22,10 @@ def core_modules() -> list[str]:
 
 def loaded_after(code: str) -> set[str]:
     out = subprocess.run(
-        [sys.executable, "-c", code + "\nimport sys; print('\\n'.join(sys.modules))"],
+        [sys.executable, "-c", code + "\nimport sys; print('--modules--'); print('\\n'.join(sys.modules))"],
         capture_output=True, text=True, check=True, cwd=ROOT,
     ).stdout
-    return set(out.split())
+    return set(out.split("--modules--", 1)[1].split())
 
 
 def test_core_does_not_import_textual():

@@ -7,11 +7,11 @@ import math
 import pytest
 
 from scripted_engine import ScriptedEngine, eos, reply, tok, words
+from selfrag_tui.selfrag.settings import DecodingSettings
 from selfrag_tui.engines.base import MISSING_LOGPROB
 from selfrag_tui.selfrag.decision import decide_after, decide_from_logprobs, decide_initial
 from selfrag_tui.selfrag.prompts import format_prompt
-from selfrag_tui.selfrag.types import DecodeSettings
-from selfrag_tui.selfrag.vocab import ReflectionVocab
+from selfrag_tui.reflection import ReflectionVocab
 
 P_R, P_N = math.log(0.9), math.log(0.01)
 
@@ -52,7 +52,7 @@ def test_adaptive_makes_one_next_token_call_on_the_base_prompt():
     engine, vocab = _engine()
     engine.decide("### Response:\n", {"[Retrieval]": P_R, "[No Retrieval]": P_N})
     base = engine.encode(format_prompt("Who bred alpacas?"))
-    decision = decide_initial(engine, base, vocab, DecodeSettings())
+    decision = decide_initial(engine, base, vocab, DecodingSettings())
     assert engine.next_token_calls == [[format_prompt("Who bred alpacas?")]]
     assert decision.retrieve is True and decision.mode == "adaptive" and decision.threshold == 0.2
     assert (decision.logprob_retrieval, decision.logprob_no_retrieval) == (P_R, P_N)
@@ -61,7 +61,7 @@ def test_adaptive_makes_one_next_token_call_on_the_base_prompt():
 def test_missing_no_retrieval_logprob_counts_as_minus_100():
     engine, vocab = _engine()
     engine.decide("### Response:\n", {"[Retrieval]": -30.0})
-    decision = decide_initial(engine, engine.encode(format_prompt("q")), vocab, DecodeSettings())
+    decision = decide_initial(engine, engine.encode(format_prompt("q")), vocab, DecodingSettings())
     assert decision.logprob_no_retrieval == MISSING_LOGPROB
     assert decision.p_retrieval == pytest.approx(1.0 / (1.0 + math.exp(-70.0)))
     assert decision.retrieve is True
@@ -70,7 +70,7 @@ def test_missing_no_retrieval_logprob_counts_as_minus_100():
 @pytest.mark.parametrize(("mode", "retrieve"), [("always", True), ("never", False)])
 def test_forced_modes_do_not_ask_the_model(mode, retrieve):
     engine, vocab = _engine()
-    decision = decide_initial(engine, engine.encode(format_prompt("q")), vocab, DecodeSettings(mode=mode))
+    decision = decide_initial(engine, engine.encode(format_prompt("q")), vocab, DecodingSettings(mode=mode))
     assert engine.next_token_calls == []
     assert decision.retrieve is retrieve and decision.mode == mode and decision.p_retrieval is None
 
@@ -81,10 +81,10 @@ def test_later_segments_decide_from_the_last_position_of_the_previous_generation
     unsure = {"[Retrieval]": math.log(0.1), "[No Retrieval]": math.log(0.9)}
     engine.on("q", reply(words("Some text."), tok("[Retrieval]", math.log(0.1), unsure)))
     (gen,) = engine.generate([engine.encode("q")], max_new_tokens=50, score_ids=vocab.score_ids)
-    decision = decide_after(gen, vocab, DecodeSettings())
+    decision = decide_after(gen, vocab, DecodingSettings())
     assert decision.p_retrieval == pytest.approx(0.1)
     assert decision.retrieve is False
-    assert decide_after(gen, vocab, DecodeSettings(threshold=0.05)).retrieve is True
+    assert decide_after(gen, vocab, DecodingSettings(threshold=0.05)).retrieve is True
     assert engine.next_token_calls == []
 
 
@@ -94,5 +94,5 @@ def test_later_segment_decision_of_an_empty_generation_uses_minus_100():
     (gen,) = engine.generate([engine.encode("q")], max_new_tokens=50, score_ids=vocab.score_ids)
     gen.token_ids.clear()
     gen.score_logprobs.clear()
-    decision = decide_after(gen, vocab, DecodeSettings())
+    decision = decide_after(gen, vocab, DecodingSettings())
     assert decision.p_retrieval == pytest.approx(0.5)

@@ -12,13 +12,13 @@ import threading
 import pytest
 
 from scripted_engine import EOS_ID, ScriptedEngine, Step, eos, reply, tok, words
+from selfrag_tui.selfrag.settings import DecodingSettings
 from selfrag_tui.selfrag.decoder import DecodeCancelled, DecodeError, SelfRagDecoder
 from selfrag_tui.selfrag.prompts import format_prompt, passage_block_text
 from selfrag_tui.selfrag.types import (
     Cancelled,
     CandidateScored,
     DecisionMade,
-    DecodeSettings,
     Done,
     Failed,
     Passage,
@@ -109,7 +109,7 @@ def block(p: Passage) -> str:
 def run(engine, retriever, **settings):
     events: list = []
     decoder = SelfRagDecoder(engine, retriever)
-    result = decoder.answer(Q, settings=DecodeSettings(**settings), on_event=events.append)
+    result = decoder.answer(Q, settings=DecodingSettings(**settings), on_event=events.append)
     return result, events
 
 
@@ -404,7 +404,7 @@ def test_history_is_folded_into_the_instruction_but_not_the_query():
     engine.on(block(A), candidate_reply("Alpacas are smaller."))
     retriever = Retriever([A])
     decoder = SelfRagDecoder(engine, retriever)
-    decoder.answer(Q, history=[("Tell me about llamas.", "Llamas are camelids.")], settings=DecodeSettings(k=1))
+    decoder.answer(Q, history=[("Tell me about llamas.", "Llamas are camelids.")], settings=DecodingSettings(k=1))
     (prompt,) = engine.next_token_calls[0]
     assert prompt == format_prompt(
         "Earlier in this conversation:\nUser: Tell me about llamas.\nAssistant: Llamas are camelids.\n\n" + Q
@@ -417,7 +417,7 @@ def test_history_beyond_the_budget_is_dropped_oldest_first():
     engine.decide("### Response:\n", SKIP)
     engine.on("[No Retrieval]", reply(words("Ok."), eos()))
     history = [("old question " * 20, "old answer " * 20), ("recent question", "recent answer")]
-    SelfRagDecoder(engine, Retriever()).answer(Q, history=history, settings=DecodeSettings(history_token_budget=30))
+    SelfRagDecoder(engine, Retriever()).answer(Q, history=history, settings=DecodingSettings(history_token_budget=30))
     (prompt,) = engine.next_token_calls[0]
     assert "recent question" in prompt and "old question" not in prompt and prompt.endswith(Q + "\n\n### Response:\n")
 
@@ -432,7 +432,7 @@ def test_cancel_mid_beam_emits_cancelled_and_raises():
     events: list = []
     decoder = SelfRagDecoder(engine, Retriever([A, B], [C, D]))
     with pytest.raises(DecodeCancelled):
-        decoder.answer(Q, settings=DecodeSettings(k=2), on_event=events.append, cancel=cancel)
+        decoder.answer(Q, settings=DecodingSettings(k=2), on_event=events.append, cancel=cancel)
     assert isinstance(events[-1], Cancelled)
     assert not any(isinstance(e, (Done, Failed)) for e in events)
     assert len(engine.generate_calls) == 2  # the second step started and the engine stopped it
@@ -450,7 +450,7 @@ def test_cancel_between_steps_stops_before_the_next_engine_call():
 
     events: list = []
     with pytest.raises(DecodeCancelled):
-        SelfRagDecoder(engine, retriever).answer(Q, settings=DecodeSettings(k=2), on_event=events.append, cancel=cancel)
+        SelfRagDecoder(engine, retriever).answer(Q, settings=DecodingSettings(k=2), on_event=events.append, cancel=cancel)
     assert len(engine.generate_calls) == 1
     assert isinstance(events[-1], Cancelled)
 
@@ -465,14 +465,6 @@ def test_errors_emit_failed_and_propagate():
     with pytest.raises(RuntimeError, match="store is locked"):
         SelfRagDecoder(engine, broken).answer(Q, on_event=events.append)
     assert events[-1] == Failed("store is locked")
-
-
-def test_bad_settings_are_rejected_naming_the_setting():
-    decoder = SelfRagDecoder(ScriptedEngine(), Retriever())
-    with pytest.raises(DecodeError, match=r"decoding\.k must be at least 1"):
-        decoder.answer(Q, settings=DecodeSettings(k=0))
-    with pytest.raises(DecodeError, match=r"decoding\.mode"):
-        decoder.answer(Q, settings=DecodeSettings(mode="sometimes"))  # type: ignore[arg-type]
 
 
 def test_question_too_long_for_the_context_is_a_clear_error():
@@ -499,7 +491,7 @@ def test_segments_certain_to_be_in_the_answer_are_chosen_before_the_search_goes_
     seen_before_second_call: list = []
     events: list = []
     engine.before_generate = lambda call: seen_before_second_call.extend(events) if call == 1 else None
-    result = SelfRagDecoder(engine, Retriever([A])).answer(Q, settings=DecodeSettings(k=1), on_event=events.append)
+    result = SelfRagDecoder(engine, Retriever([A])).answer(Q, settings=DecodingSettings(k=1), on_event=events.append)
     early = [e.segment for e in seen_before_second_call if isinstance(e, SegmentChosen)]
     assert [s.retrieval for s in early] == ["no_retrieval"] and early[0] == result.segments[0]
     assert [e.segment for e in events if isinstance(e, SegmentChosen)] == list(result.segments)

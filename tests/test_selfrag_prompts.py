@@ -13,7 +13,7 @@ from selfrag_tui.selfrag.prompts import (
     passage_block_text,
 )
 from selfrag_tui.selfrag.types import Passage
-from selfrag_tui.selfrag.vocab import ReflectionVocab
+from selfrag_tui.reflection import ReflectionVocab
 
 ALPACA = Passage(id="c1", title="Camelids > Alpacas", text="The alpaca is a species of South American camelid.", source="a.md")
 

@@ -7,10 +7,10 @@ import math
 import pytest
 
 from scripted_engine import ScriptedEngine
+from selfrag_tui.selfrag.settings import DecodingSettings
 from selfrag_tui.engines.base import Generation
 from selfrag_tui.selfrag.scoring import critique, final_score, normalise, sequence_score
-from selfrag_tui.selfrag.types import DecodeSettings
-from selfrag_tui.selfrag.vocab import ReflectionVocab
+from selfrag_tui.reflection import ReflectionVocab
 
 ENGINE = ScriptedEngine()
 VOCAB = ReflectionVocab.from_engine(ENGINE)
@@ -58,13 +58,13 @@ def test_spec_test_vector_components():
 )
 def test_spec_test_vector_final_scores(weights, use_seqscore, expected):
     gen = spec_vector()
-    settings = DecodeSettings(w_rel=weights[0], w_sup=weights[1], w_use=weights[2], use_seqscore=use_seqscore)
+    settings = DecodingSettings(w_rel=weights[0], w_sup=weights[1], w_use=weights[2], use_seqscore=use_seqscore)
     review = critique(gen, VOCAB, with_passage=True)
     assert final_score(review, sequence_score(gen), settings) == pytest.approx(expected, abs=1e-6)
 
 
 def test_default_weights_are_the_papers():
-    settings = DecodeSettings()
+    settings = DecodingSettings()
     assert (settings.w_rel, settings.w_sup, settings.w_use, settings.use_seqscore) == (1.0, 1.0, 0.5, True)
     assert settings.max_new_tokens >= 100
 
@@ -84,7 +84,7 @@ def test_absent_support_and_utility_tokens_score_zero():
     assert review.support == 0.0 and review.support_token is None
     assert review.utility == 0.0 and review.utility_token is None
     expected = math.exp(-0.2) + review.relevance
-    assert final_score(review, sequence_score(gen), DecodeSettings()) == pytest.approx(expected)
+    assert final_score(review, sequence_score(gen), DecodingSettings()) == pytest.approx(expected)
 
 
 def test_missing_logprobs_count_as_minus_100():

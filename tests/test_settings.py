@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from selfrag_tui import locations
+from selfrag_tui.application import locations
 from selfrag_tui.cli import _overrides, build_parser
-from selfrag_tui.settings import Settings, load_settings
+from selfrag_tui.application.settings import Settings, load_settings
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_invalid_setting_is_named(config, capsys):
 
 
 def test_updating_the_file_keeps_what_the_user_wrote_and_never_pins_environment_values(config, monkeypatch):
-    from selfrag_tui.settings import update_settings_file
+    from selfrag_tui.application.settings import update_settings_file
 
     config.write_text('# my settings\n[model]\nmodel = "/models/selfrag-7b"\n[decoding]\nk = 3\n')
     monkeypatch.setenv("SELFRAG_DECODING__BEAM_WIDTH", "4")
@@ -79,13 +79,13 @@ def test_updating_the_file_keeps_what_the_user_wrote_and_never_pins_environment_
 
 
 def test_every_decoding_setting_reaches_the_decoder_with_the_same_default(config):
-    """The settings file's [decoding] section and the decoder's DecodeSettings describe the same knobs."""
+    """The settings file's [decoding] section and the decoder's DecodingSettings describe the same knobs."""
     import dataclasses
 
-    from selfrag_tui.selfrag.types import DecodeSettings
-    from selfrag_tui.settings import DecodingSettings
+    from selfrag_tui.selfrag.types import DecodingSettings
+    from selfrag_tui.application.settings import DecodingSettings
 
-    decoder_defaults = {f.name: f.default for f in dataclasses.fields(DecodeSettings)}
+    decoder_defaults = {f.name: f.default for f in dataclasses.fields(DecodingSettings)}
     for name, field in DecodingSettings.model_fields.items():
         assert name in decoder_defaults, name
         assert field.default == decoder_defaults[name], name

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from selfrag_tui.locations import demo_model_path
+from selfrag_tui.application.locations import demo_model_path
 
 pytestmark = pytest.mark.slow
 

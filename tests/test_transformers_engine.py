@@ -15,7 +15,7 @@ import pytest
 
 from selfrag_tui.engines.base import MISSING_LOGPROB, Engine, EngineError, GenerationCancelled
 from selfrag_tui.engines.transformers_engine import TransformersEngine
-from selfrag_tui.locations import demo_model_path
+from selfrag_tui.application.locations import demo_model_path
 
 pytestmark = pytest.mark.slow
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
 
-from selfrag_tui import services
-from selfrag_tui.settings import Settings
+if TYPE_CHECKING:
+    import argparse
+
+    from selfrag_tui.application.session import Session
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def add_arguments(p: "argparse.ArgumentParser") -> None:
+    """The app takes only the global and settings flags."""
+
+
+def run(args: "argparse.Namespace", session: "Session") -> int:
     from selfrag_tui.tui.app import SelfRagApp
 
-    demo = bool(getattr(args, "demo", False))
-    effective = services.demo_settings(settings) if demo else settings
-    app = SelfRagApp(effective, base_settings=settings, demo=demo)
+    app = SelfRagApp(session, ingest_demo_docs=session.demo)
     app.run()
     return int(app.return_code or 0)

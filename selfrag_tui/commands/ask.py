@@ -11,12 +11,12 @@ if TYPE_CHECKING:
     import argparse
 
     from selfrag_tui.selfrag.types import Answer, DecoderEvent, Segment
-    from selfrag_tui.settings import Settings
+    from selfrag_tui.application.session import Session
 
 def critique_marker(segment: "Segment") -> str:
     """The segment's citation and judgements as the app shows them, readable without colour:
     `[1] ✓ Relevant · ● Fully supported · ★ Utility 5/5`."""
-    from selfrag_tui.verdicts import verdicts
+    from selfrag_tui.application.verdicts import verdicts
 
     found = verdicts(segment.critique, with_passage=segment.passage is not None)
     judged = " · ".join(f"{v.symbol} {v.label}" for v in found)
@@ -29,7 +29,7 @@ def format_answer(answer: "Answer") -> str:
 
     Document and model text goes through `clean_text`, so escape sequences inside a PDF never reach the terminal.
     """
-    from selfrag_tui.verdicts import clean_text, decision_summary, relevance_verdict
+    from selfrag_tui.application.verdicts import clean_text, decision_summary, relevance_verdict
 
     summary = decision_summary(answer.decision)
     lines = [summary[:1].upper() + summary[1:], ""]
@@ -66,35 +66,37 @@ def _progress_printer(enabled: bool):
     return on_event
 
 
-def run(args: "argparse.Namespace", settings: "Settings") -> int:
-    from selfrag_tui import services
-    from selfrag_tui.engines.base import EngineError
+def add_arguments(p: "argparse.ArgumentParser") -> None:
+    p.add_argument("question", metavar="QUESTION")
+    p.add_argument("--json", action="store_true", help="print every field as JSON")
 
-    if args.demo:
-        settings = services.demo_settings(settings)
+
+def run(args: "argparse.Namespace", session: "Session") -> int:
+    from selfrag_tui.application.session import ModelUnavailable
+
+    settings = session.settings
     quiet = args.json or not sys.stderr.isatty()
     try:
-        if args.demo:
-            store = services.ensure_demo_store(settings)
+        if session.demo:
+            session.ingest_sample_docs()
         else:
-            store = services.open_store(settings)
-        engine = services.load_engine(settings)
-    except EngineError as exc:
+            session.require_store()
+        session.load_engine()
+    except ModelUnavailable as exc:
         print(f"selfrag-chat: cannot load the model: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # store errors carry a user-facing message
         print(f"selfrag-chat: {exc}", file=sys.stderr)
         return 2
 
-    decoder = services.build_decoder(settings, engine, store)
     cancel = threading.Event()
     try:
-        answer = decoder.answer(args.question, on_event=_progress_printer(not quiet), cancel=cancel)
+        answer = session.ask(args.question, on_event=_progress_printer(not quiet), cancel=cancel)
     except KeyboardInterrupt:
         cancel.set()
         raise
     finally:
-        engine.close()
+        session.close()
     if args.json:
         payload = answer.to_dict()
         payload["model"] = settings.model.model

@@ -12,15 +12,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-    from selfrag_tui.settings import Settings
+    from selfrag_tui.application.session import Session
 
 
-def run(args: "argparse.Namespace", settings: "Settings") -> int:
+def add_arguments(p: "argparse.ArgumentParser") -> None:
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+
+def run(args: "argparse.Namespace", session: "Session") -> int:
     from ingest.errors import StoreError
-    from selfrag_tui.services import open_store
 
     try:
-        store = open_store(settings)
+        store = session.require_store()
         records = store.documents()
         stats = store.stats()
     except StoreError as exc:

@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-    from selfrag_tui.settings import Settings
+    from selfrag_tui.application.session import Session
 
 
-def run(args: "argparse.Namespace", settings: "Settings") -> int:
+def add_arguments(p: "argparse.ArgumentParser") -> None:
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+
+def run(args: "argparse.Namespace", session: "Session") -> int:
     """Print the findings (as JSON with --json); exit 1 when any check failed."""
-    from selfrag_tui.doctor import run_checks
+    from selfrag_tui.application.doctor import run_checks
 
-    if getattr(args, "demo", False):
-        from selfrag_tui.services import demo_settings
-
-        settings = demo_settings(settings)
-    report = run_checks(settings)
+    report = run_checks(session.settings)
     print(report.to_json() if getattr(args, "json", False) else report.to_text())
     return 0 if report.ok else 1

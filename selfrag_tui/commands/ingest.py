@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import argparse
 
     from ingest.types import IngestProgress, IngestReport
-    from selfrag_tui.settings import Settings
+    from selfrag_tui.application.session import Session
 
 
 def _eta(seconds: float | None) -> str:
@@ -28,14 +28,23 @@ def _eta(seconds: float | None) -> str:
         f"ETA {seconds // 60:d}:{seconds % 60:02d}"
 
 
-def run(args: "argparse.Namespace", settings: "Settings") -> int:
-    from ingest.errors import StoreError
-    from selfrag_tui import services
+def add_arguments(p: "argparse.ArgumentParser") -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (searched recursively)")
+    p.add_argument("--sync", action="store_true", help="also remove documents whose files are gone")
+    p.add_argument("--include", action="append", metavar="GLOB", help="only files matching GLOB (repeatable)")
+    p.add_argument("--exclude", action="append", metavar="GLOB", help="skip files or folders matching GLOB")
+    p.add_argument("--password", metavar="PW", help="password for encrypted PDFs")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+
+def run(args: "argparse.Namespace", session: "Session") -> int:
+    from ingest.errors import StoreError
+
+    settings = session.settings
     include = args.include or settings.ingest.include
     exclude = list(settings.ingest.exclude) + list(args.exclude or [])
     try:
-        store = services.open_store(settings)
+        store = session.require_store()
     except StoreError as exc:
         print(f"selfrag-chat ingest: {exc}", file=sys.stderr)
         return 2
@@ -66,8 +75,8 @@ def run(args: "argparse.Namespace", settings: "Settings") -> int:
 
     def work() -> None:
         try:
-            outcome["report"] = services.ingest(
-                store, args.paths, settings, sync=args.sync, include=include, exclude=exclude,
+            outcome["report"] = session.ingest(
+                args.paths, sync=args.sync, include=include, exclude=exclude,
                 password=args.password, on_progress=on_progress, cancel=cancel)
         except BaseException as exc:  # re-raised on the main thread
             outcome["error"] = exc

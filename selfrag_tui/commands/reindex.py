@@ -12,16 +12,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-    from selfrag_tui.settings import Settings
+    from selfrag_tui.application.session import Session
+    from selfrag_tui.application.settings import Settings
 
 
-def run(args: "argparse.Namespace", settings: "Settings") -> int:
+def add_arguments(p: "argparse.ArgumentParser") -> None:
+    p.add_argument("--embedder", metavar="NAME_OR_PATH", help="embedding model to switch to")
+
+
+def run(args: "argparse.Namespace", session: "Session") -> int:
     from ingest.errors import StoreError
-    from selfrag_tui.services import open_store
 
+    settings = session.settings
     embedder = args.embedder or settings.store.embedder
     try:
-        store = open_store(settings, embedder=embedder, allow_embedder_change=True)
+        store = session.open_store(embedder=embedder, allow_embedder_change=True)
         previous = store.stored_embedder
         total = store.count_chunks()
         print(f"Re-embedding {total} passages in {store.path} with {store.embedder_name}"
@@ -51,8 +56,8 @@ def _remember_embedder(settings: "Settings", name: str) -> None:
     import tomllib
 
     from ingest.embedding import canonical_name
-    from selfrag_tui import locations
-    from selfrag_tui.settings import update_settings_file
+    from selfrag_tui.application import locations
+    from selfrag_tui.application.settings import update_settings_file
 
     if canonical_name(settings.store.embedder) == name:
         return

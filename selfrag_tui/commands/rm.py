@@ -8,19 +8,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-    from selfrag_tui.settings import Settings
+    from selfrag_tui.application.session import Session
 
 
-def run(args: "argparse.Namespace", settings: "Settings") -> int:
+def add_arguments(p: "argparse.ArgumentParser") -> None:
+    p.add_argument("docs", nargs="+", metavar="DOC", help="document path or id")
+
+
+def run(args: "argparse.Namespace", session: "Session") -> int:
     from ingest.errors import StoreError
-    from selfrag_tui.services import open_store
 
     try:
-        store = open_store(settings)
-        found, missing = store.resolve_documents(args.docs)
-        removed = store.remove([r.doc_id for r in found]) if found else []
-        if removed:
-            store.optimize()
+        removed, missing = session.remove_documents(args.docs)
     except StoreError as exc:
         print(f"selfrag-chat rm: {exc}", file=sys.stderr)
         return 2

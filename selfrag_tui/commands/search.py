@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import argparse
 
     from ingest.types import SearchHit
-    from selfrag_tui.settings import Settings
+    from selfrag_tui.application.session import Session
 
 
 def location(hit: "SearchHit") -> str:
@@ -34,13 +34,35 @@ def hit_json(rank: int, hit: "SearchHit") -> dict:
     }
 
 
-def run(args: "argparse.Namespace", settings: "Settings") -> int:
-    from ingest.errors import StoreError
-    from selfrag_tui.services import open_store
+def _positive(text: str) -> int:
+    import argparse
 
-    mode = args.mode or settings.store.search_mode
     try:
-        store = open_store(settings)
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 1000, not {value}")
+    return value
+
+
+def add_arguments(p: "argparse.ArgumentParser") -> None:
+    from selfrag_tui.application.settings import option_spec
+
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--k", type=_positive, default=5, metavar="N", help="number of passages (default 5, 1 to 1000)")
+    p.add_argument("--mode", dest="set__store__search_mode", choices=option_spec("store.search_mode").choices,
+                   help="search mode (default: the store.search_mode setting, hybrid)")
+    p.add_argument("--doc", action="append", metavar="DOC", help="only search these documents (path or id)")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+
+def run(args: "argparse.Namespace", session: "Session") -> int:
+    from ingest.errors import StoreError
+
+    mode = session.settings.store.search_mode
+    try:
+        store = session.require_store()
         if args.doc:
             _, missing = store.resolve_documents(args.doc)
             if missing:

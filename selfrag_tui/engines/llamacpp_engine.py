@@ -135,12 +135,12 @@ class LlamaCppEngine:
 
     def check_reflection_vocab(self) -> None:
         """Refuse a GGUF whose vocabulary lacks the Self-RAG tokens or splits them into pieces."""
-        from selfrag_tui.selfrag.vocab import MissingReflectionTokens, ReflectionVocab
+        from selfrag_tui.reflection import MissingReflectionTokens, ReflectionVocab
 
         try:
             vocab = ReflectionVocab.from_engine(self)
         except MissingReflectionTokens as exc:
-            raise MissingReflectionTokens(
+            raise EngineError(
                 f"{exc} (GGUF file: {self.model_name}; convert the Self-RAG checkpoint itself with llama.cpp's "
                 f"convert_hf_to_gguf.py so its 16 added tokens are in the GGUF vocabulary)"
             ) from exc
@@ -148,7 +148,7 @@ class LlamaCppEngine:
             gguf_ids = {token: self._gguf_token_id(token) for token in vocab.ids}
             differing = [token for token, token_id in vocab.ids.items() if gguf_ids[token] != token_id]
             if differing:
-                raise MissingReflectionTokens(
+                raise EngineError(
                     f"The GGUF file {self.model_name} and the tokenizer given in model.tokenizer disagree on the ids "
                     f"of {', '.join(differing)}: they come from different models. Use the tokenizer of the model the "
                     f"GGUF was converted from, or leave model.tokenizer unset."

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from selfrag_tui.engines.base import Engine, EngineError
 
 if TYPE_CHECKING:
-    from selfrag_tui.settings import ModelSettings
+    from selfrag_tui.engines.settings import ModelSettings
 
 ENGINES = ("transformers", "vllm", "llamacpp", "openai")
 

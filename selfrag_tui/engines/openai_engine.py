@@ -477,7 +477,7 @@ class OpenAIEngine:
 
     # -- tokenizer -----------------------------------------------------------------------------------------------
     def _added_token_ids(self) -> list[int]:
-        from selfrag_tui.selfrag.vocab import REFLECTION_TOKENS
+        from selfrag_tui.reflection import REFLECTION_TOKENS
 
         ids = []
         for token in REFLECTION_TOKENS:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from selfrag_tui.selfrag.settings import DecodingSettings
 from selfrag_tui.engines.base import MISSING_LOGPROB, Engine, Generation
-from selfrag_tui.selfrag.types import DecodeSettings, RetrievalDecision, RetrievalMode, ThresholdFormula
-from selfrag_tui.selfrag.vocab import ReflectionVocab
+from selfrag_tui.selfrag.types import RetrievalDecision, RetrievalMode, ThresholdFormula
+from selfrag_tui.reflection import ReflectionVocab
 
 MODES: tuple[str, ...] = ("adaptive", "always", "never")
 FORMULAS: tuple[str, ...] = ("paper", "released")
@@ -58,7 +59,7 @@ def decide_from_logprobs(
     )
 
 
-def forced_decision(mode: RetrievalMode, settings: DecodeSettings) -> RetrievalDecision:
+def forced_decision(mode: RetrievalMode, settings: DecodingSettings) -> RetrievalDecision:
     """`always` and `never` decide without asking the model."""
     if mode not in ("always", "never"):
         raise ValueError(f"forced_decision needs mode 'always' or 'never', not {mode!r}")
@@ -68,7 +69,7 @@ def forced_decision(mode: RetrievalMode, settings: DecodeSettings) -> RetrievalD
 
 
 def decide_initial(
-    engine: Engine, base_ids: Sequence[int], vocab: ReflectionVocab, settings: DecodeSettings
+    engine: Engine, base_ids: Sequence[int], vocab: ReflectionVocab, settings: DecodingSettings
 ) -> RetrievalDecision:
     """Segment 0: one next-token step on the base prompt (adaptive), or the forced mode."""
     if settings.mode != "adaptive":
@@ -82,7 +83,7 @@ def decide_initial(
     )
 
 
-def decide_after(generation: Generation, vocab: ReflectionVocab, settings: DecodeSettings) -> RetrievalDecision:
+def decide_after(generation: Generation, vocab: ReflectionVocab, settings: DecodingSettings) -> RetrievalDecision:
     """Segment t > 0: the distribution where the previous segment stopped, read from that generation (no call).
 
     The model marks every new segment with a retrieve-group token; the generation stopped on it, so its last

@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
+from selfrag_tui.selfrag.settings import DecodingSettings
 from selfrag_tui.engines.base import Engine, EngineError, Generation, GenerationCancelled
-from selfrag_tui.selfrag.decision import FORMULAS, MODES, decide_after, decide_initial
+from selfrag_tui.selfrag.decision import decide_after, decide_initial
 from selfrag_tui.selfrag.prompts import ContextOverflow, ContextPiece, PromptBuilder, passage_block_text
 from selfrag_tui.selfrag.scoring import critique, final_score, sequence_score
 from selfrag_tui.selfrag.types import (
@@ -31,7 +32,6 @@ from selfrag_tui.selfrag.types import (
     CandidateScored,
     Critique,
     DecisionMade,
-    DecodeSettings,
     DecoderEvent,
     Done,
     Failed,
@@ -43,7 +43,7 @@ from selfrag_tui.selfrag.types import (
     SegmentRetrieval,
     TextDelta,
 )
-from selfrag_tui.selfrag.vocab import NO_SUPPORT, ReflectionVocab
+from selfrag_tui.reflection import NO_SUPPORT, ReflectionVocab
 
 Retriever = Callable[[str, int], Sequence[Passage]]
 EventSink = Callable[[DecoderEvent], None]
@@ -60,25 +60,8 @@ class DecodeCancelled(Exception):
 
 
 class DecodeError(ValueError):
-    """Bad decoding settings or a question the model cannot take; the message says what to change."""
-
-
-def validate_settings(settings: DecodeSettings) -> None:
-    """Reject settings the decoder cannot honour, naming the setting."""
-    problems: list[str] = []
-    if settings.mode not in MODES:
-        problems.append(f"decoding.mode must be one of {', '.join(MODES)} (got {settings.mode!r})")
-    if settings.form not in ("long", "short"):
-        problems.append(f"decoding.form must be 'long' or 'short' (got {settings.form!r})")
-    if settings.threshold_formula not in FORMULAS:
-        problems.append(f"decoding.threshold_formula must be 'paper' or 'released' (got {settings.threshold_formula!r})")
-    for name in ("k", "beam_width", "max_segments", "max_new_tokens"):
-        if getattr(settings, name) < 1:
-            problems.append(f"decoding.{name} must be at least 1 (got {getattr(settings, name)})")
-    if settings.history_token_budget < 0:
-        problems.append(f"decoding.history_token_budget must not be negative (got {settings.history_token_budget})")
-    if problems:
-        raise DecodeError("Invalid decoding settings: " + "; ".join(problems) + ".")
+    """A question the model cannot take; the message says what to change. (Settings are validated where they are
+    made: `DecodingSettings` rejects out-of-range values with the setting's name.)"""
 
 
 @dataclass(frozen=True)
@@ -110,7 +93,7 @@ class _Turn:
     """State of one `answer` call: events, cancellation, timings, passages seen."""
 
     def __init__(
-        self, question: str, settings: DecodeSettings, on_event: EventSink | None, cancel: threading.Event | None
+        self, question: str, settings: DecodingSettings, on_event: EventSink | None, cancel: threading.Event | None
     ) -> None:
         self.question = question
         self.settings = settings
@@ -153,9 +136,8 @@ class SelfRagDecoder:
     """Answers questions with a Self-RAG model over an engine, retrieving through `retriever(query, k)`."""
 
     def __init__(
-        self, engine: Engine, retriever: Retriever, settings: DecodeSettings = DecodeSettings()
+        self, engine: Engine, retriever: Retriever, settings: DecodingSettings = DecodingSettings()
     ) -> None:
-        validate_settings(settings)
         self.engine = engine
         self.retriever = retriever
         self.settings = settings
@@ -171,7 +153,7 @@ class SelfRagDecoder:
         history: Sequence[tuple[str, str]] = (),
         on_event: EventSink | None = None,
         cancel: threading.Event | None = None,
-        settings: DecodeSettings | None = None,
+        settings: DecodingSettings | None = None,
     ) -> Answer:
         """Answer `question` (the latest user turn; `history` holds earlier (user, assistant) turns).
 
@@ -182,7 +164,6 @@ class SelfRagDecoder:
         turn = _Turn(question.strip(), settings, on_event, cancel)
         started = time.perf_counter()
         try:
-            validate_settings(settings)
             if not turn.question:
                 raise DecodeError("The question is empty.")
             turn.check_cancel()

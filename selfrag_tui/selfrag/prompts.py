@@ -21,7 +21,7 @@ from typing import Sequence
 
 from selfrag_tui.engines.base import Engine
 from selfrag_tui.selfrag.types import Passage
-from selfrag_tui.selfrag.vocab import ADDED_TOKENS, PARAGRAPH_CLOSE, PARAGRAPH_OPEN, RETRIEVAL, ReflectionVocab
+from selfrag_tui.reflection import ADDED_TOKENS, PARAGRAPH_CLOSE, PARAGRAPH_OPEN, RETRIEVAL, ReflectionVocab
 
 HISTORY_HEADER = "Earlier in this conversation:"
 _ADDED_TOKEN_PATTERN = re.compile("|".join(re.escape(token) for token in ADDED_TOKENS))

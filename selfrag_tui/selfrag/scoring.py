@@ -20,9 +20,10 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from selfrag_tui.selfrag.settings import DecodingSettings
 from selfrag_tui.engines.base import Generation
-from selfrag_tui.selfrag.types import Critique, DecodeSettings
-from selfrag_tui.selfrag.vocab import (
+from selfrag_tui.selfrag.types import Critique
+from selfrag_tui.reflection import (
     FULLY_SUPPORTED,
     NO_SUPPORT,
     PARTIALLY_SUPPORTED,
@@ -142,7 +143,7 @@ def critique(generation: Generation, vocab: ReflectionVocab, *, with_passage: bo
     )
 
 
-def final_score(review: Critique, seq: float, settings: DecodeSettings) -> float:
+def final_score(review: Critique, seq: float, settings: DecodingSettings) -> float:
     """`(seq if use_seqscore) + w_rel rel + w_sup sup + w_use use`; a term that does not apply counts 0."""
     score = seq if settings.use_seqscore else 0.0
     score += settings.w_rel * (review.relevance or 0.0)

@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-RetrievalMode = Literal["adaptive", "always", "never"]
-ThresholdFormula = Literal["paper", "released"]
-AnswerForm = Literal["long", "short"]
+from selfrag_tui.selfrag.settings import AnswerForm, RetrievalMode, ThresholdFormula  # noqa: F401 - re-exported
 # What the model marked a segment with: a retrieve-group token.
 SegmentRetrieval = Literal["retrieval", "no_retrieval", "continue"]
 
@@ -200,25 +198,3 @@ class Failed:
 
 
 DecoderEvent = DecisionMade | PassagesRetrieved | CandidateScored | SegmentChosen | TextDelta | Done | Cancelled | Failed
-
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    """Knobs of the decoder; defaults are the paper's (SELFRAG_SPEC sections 3-6)."""
-
-    mode: RetrievalMode = "adaptive"
-    form: AnswerForm = "long"
-    threshold: float = 0.2
-    threshold_formula: ThresholdFormula = "paper"
-    k: int = 5
-    w_rel: float = 1.0
-    w_sup: float = 1.0
-    w_use: float = 0.5
-    use_seqscore: bool = True
-    beam_width: int = 2
-    max_segments: int = 6
-    max_new_tokens: int = 200
-    history_token_budget: int = 1024
-    """Tokens of earlier chat turns folded into the instruction at most."""
-    closed_set: bool = False
-    """Short form only: sum candidate scores per normalised answer string (multiple choice, true/false)."""

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from selfrag_tui.tui.actions import ACTIONS, ActionSpec
-
-if TYPE_CHECKING:
-    from selfrag_tui.tui.app import SelfRagApp
 
 _SCOPE_PREFIX = {"app": "", "chat": "Chat: ", "library": "Library: ", "settings": "Settings: ",
                  "history": "History: "}
@@ -19,19 +15,15 @@ _SCOPE_PREFIX = {"app": "", "chat": "Chat: ", "library": "Library: ", "settings"
 class SelfRagCommands(Provider):
     """Every action by name, so each is discoverable without knowing its key."""
 
-    @property
-    def selfrag(self) -> "SelfRagApp":
-        return cast("SelfRagApp", self.app)
-
     def _entries(self) -> list[tuple[str, ActionSpec]]:
         return [(f"{_SCOPE_PREFIX[spec.scope]}{spec.title}", spec) for spec in ACTIONS if spec.id != "quit"]
 
     async def _run(self, spec: ActionSpec) -> None:
-        app = self.selfrag
+        app = self.app
         if spec.scope == "app":
             await app.run_action(spec.action)
             return
-        app.action_show_screen(spec.scope)
+        await app.run_action(f"show_screen({spec.scope!r})")
         await app.run_action(spec.action, app.get_screen(spec.scope))
 
     async def discover(self) -> Hits:

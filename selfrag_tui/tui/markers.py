@@ -13,7 +13,7 @@ from typing import Literal
 from rich.text import Text
 
 from selfrag_tui.selfrag.types import Answer, Candidate, Critique, Passage, RetrievalDecision, Segment
-from selfrag_tui.verdicts import Level, Verdict, clean_text, decision_summary, relevance_verdict, verdicts
+from selfrag_tui.application.verdicts import Level, Verdict, clean_text, decision_summary, relevance_verdict, verdicts
 
 MarkerStyle = Literal["full", "compact", "plain"]
 MARKER_STYLES: tuple[MarkerStyle, ...] = ("full", "compact", "plain")
@@ -196,3 +196,14 @@ def candidate_scores(candidate: Candidate, *, w_rel: float, w_sup: float, w_use:
     out.append("final ", style="bold")
     out.append(f" {candidate.final_score:.3f}", style="bold")
     return out
+
+
+def format_eta(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from selfrag_tui import locations
+from selfrag_tui.application import locations
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +35,8 @@ def tui_engine(request):
     if shared is not None:
         yield shared
         return
-    from selfrag_tui import services
-    from selfrag_tui.settings import Settings
+    from selfrag_tui.application import services
+    from selfrag_tui.application.settings import Settings
 
     settings = services.demo_settings(Settings())
     engine = services.load_engine(settings)
@@ -65,7 +65,7 @@ def empty_store(store):
 
 @pytest.fixture
 def history(tmp_path):
-    from selfrag_tui.history import HistoryStore
+    from selfrag_tui.application.history import HistoryStore
 
     store = HistoryStore.open(tmp_path / "history.sqlite3")
     yield store
@@ -77,8 +77,8 @@ def make_app(tui_engine, sample_store, history):
     """Build the app as `selfrag-chat --demo` does, with the session's engine and store handed in."""
 
     def build(*, store="sample", engine="tiny", **settings_overrides):
-        from selfrag_tui import services
-        from selfrag_tui.settings import Settings
+        from selfrag_tui.application import services
+        from selfrag_tui.application.settings import Settings
         from selfrag_tui.tui.app import SelfRagApp
 
         base = Settings()

@@ -9,7 +9,7 @@ import threading
 import pytest
 from tui_helpers import ask, ready, screen_text, wait_for
 
-from selfrag_tui import locations
+from selfrag_tui.application import locations
 from selfrag_tui.tui.screens.candidates import CandidatesScreen
 from selfrag_tui.tui.screens.model_error import ModelErrorScreen
 from selfrag_tui.tui.screens.passage import PassageScreen

@@ -7,7 +7,7 @@ import dataclasses
 from answer_factory import ALPACAS, chit_chat_answer, retrieved_answer
 
 from selfrag_tui.tui.markers import badge, segment_text, source_line
-from selfrag_tui.verdicts import clean_text
+from selfrag_tui.application.verdicts import clean_text
 
 
 def test_clean_text_removes_escape_sequences_and_control_characters_only():

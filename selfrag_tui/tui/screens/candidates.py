@@ -11,9 +11,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from selfrag_tui.selfrag.types import Answer
-from selfrag_tui.settings import Settings
+from selfrag_tui.application.settings import Settings
 from selfrag_tui.tui.markers import literal
-from selfrag_tui.verdicts import decision_summary
+from selfrag_tui.application.verdicts import decision_summary
 from selfrag_tui.tui.widgets.candidate_card import CandidateCard
 
 

@@ -21,8 +21,10 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from selfrag_tui.history import Conversation
+from selfrag_tui.application import events as ev
+from selfrag_tui.application.history import Conversation
 from selfrag_tui.selfrag.types import Answer, DecoderEvent
+from selfrag_tui.tui import messages as msg
 from selfrag_tui.tui.actions import bindings_for
 from selfrag_tui.tui.markers import MARKER_STYLES, MarkerStyle
 from selfrag_tui.tui.widgets.segment_view import SegmentView
@@ -31,7 +33,7 @@ from selfrag_tui.tui.widgets.status_bar import StatusBar
 from selfrag_tui.tui.widgets.turn_view import TurnView
 
 if TYPE_CHECKING:
-    from selfrag_tui.tui.app import SelfRagApp
+    from selfrag_tui.application.session import Session
 
 _turn_keys = itertools.count(1)
 
@@ -67,8 +69,9 @@ class ChatScreen(Screen):
         turn_key: str
         error: str
 
-    def __init__(self) -> None:
+    def __init__(self, session: "Session") -> None:
         super().__init__()
+        self.session = session
         self.conversation_id: int | None = None
         self.turns: dict[str, TurnView] = {}
         self.answers: list[Answer] = []
@@ -77,10 +80,6 @@ class ChatScreen(Screen):
         self.running_question: str | None = None
         self._cancel: threading.Event | None = None
         self.selected_key: str | None = None
-
-    @property
-    def selfrag(self) -> "SelfRagApp":
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -95,7 +94,7 @@ class ChatScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.marker_style = self.selfrag.settings.ui.markers
+        self.marker_style = self.session.settings.ui.markers
         self.query_one("#critique-detail", Static).display = False
         self.query_one("#prompt", Input).focus()
 
@@ -120,18 +119,13 @@ class ChatScreen(Screen):
 
     async def ask(self, question: str) -> bool:
         """Start a turn; False (and a message saying why) when it cannot start now."""
-        app = self.selfrag
         if self.running_key is not None:
             self.notify("An answer is being generated; press Esc to cancel it first.", title="Busy",
                         severity="warning")
             return False
-        if app.engine is None:
-            state, _words = app.generator_status
-            if state == "failed":
-                message = "The generator is not available (see the status bar). F9 switches to the demo model."
-            else:
-                message = "The generator is still loading; your question stays in the input. Try again shortly."
-            self.notify(message, title="No model yet", severity="warning", markup=False)
+        if self.session.engine is None and self.session.generator_failed is not None:
+            self.notify("The generator is not available (see the status bar). F9 switches to the demo model.",
+                        title="No model", severity="warning", markup=False)
             return False
         welcome = self.query("#welcome")
         if welcome:
@@ -150,19 +144,16 @@ class ChatScreen(Screen):
 
     @work(thread=True, exclusive=True, group="turn", exit_on_error=False)
     def _run_turn(self, key: str, question: str, history: list[tuple[str, str]], cancel: threading.Event) -> None:
-        """Run the decoder in a thread; everything it reports goes back as messages."""
-        app = self.selfrag
+        """Run the session's decoder in a thread (waiting for a model that is still loading); everything it
+        reports goes back as messages."""
         try:
-            from selfrag_tui.selfrag.decoder import DecodeCancelled, SelfRagDecoder
+            from selfrag_tui.selfrag.decoder import DecodeCancelled
 
-            settings = app.settings.decode_settings()
-            decoder = SelfRagDecoder(app.engine, app.retrieve, settings)
-            answer = decoder.answer(
+            answer = self.session.ask(
                 question,
                 history=history,
                 on_event=lambda event: self.post_message(self.DecoderEventPosted(key, event)),
                 cancel=cancel,
-                settings=settings,
             )
         except DecodeCancelled:
             self.post_message(self.TurnCancelled(key))
@@ -173,8 +164,9 @@ class ChatScreen(Screen):
             if isinstance(exc, GenerationCancelled):
                 self.post_message(self.TurnCancelled(key))
                 return
-            text = str(exc) if type(exc).__name__.endswith(("DecodeError", "EngineError", "StoreError")) else (
-                f"{type(exc).__name__}: {exc}")
+            text = str(exc) if type(exc).__name__.endswith(
+                ("DecodeError", "EngineError", "StoreError", "ModelUnavailable", "StoreUnavailable")
+            ) else f"{type(exc).__name__}: {exc}"
             self.post_message(self.TurnFailed(key, text))
             return
         self.post_message(self.TurnFinished(key, answer))
@@ -229,11 +221,8 @@ class ChatScreen(Screen):
             await view.remove()
 
     def _record(self, answer: Answer) -> None:
-        app = self.selfrag
         try:
-            if self.conversation_id is None:
-                self.conversation_id = app.history.new_conversation()
-            app.history.add_turn(self.conversation_id, answer, settings=app.settings.decoding.model_dump())
+            self.conversation_id = self.session.record_turn(self.conversation_id, answer)
         except Exception as exc:  # the answer is on screen; losing its record must not lose the answer
             self.notify(f"{type(exc).__name__}: {exc}", title="The conversation could not be saved",
                         severity="warning", markup=False)
@@ -278,7 +267,7 @@ class ChatScreen(Screen):
             return
         from selfrag_tui.tui.screens.candidates import CandidatesScreen
 
-        self.app.push_screen(CandidatesScreen(answer, self.selfrag.settings))
+        self.app.push_screen(CandidatesScreen(answer, self.session.settings))
 
     def action_focus_sources(self) -> None:
         self.query_one(SourcePanel).focus_list()
@@ -297,10 +286,8 @@ class ChatScreen(Screen):
         if self.conversation_id is None:
             self.notify("Nothing to export yet: ask a question first.", severity="warning")
             return
-        from selfrag_tui.export import export_conversation
-
         try:
-            md_path, json_path = export_conversation(self.selfrag.history.load(self.conversation_id))
+            md_path, json_path = self.session.export_conversation(self.conversation_id)
         except OSError as exc:
             self.notify(f"{exc}", title="Export failed", severity="error", markup=False)
             return
@@ -370,7 +357,31 @@ class ChatScreen(Screen):
     def _open_passage(self, message: SourcePanel.PassageOpened) -> None:
         from selfrag_tui.tui.screens.passage import PassageScreen
 
-        self.app.push_screen(PassageScreen(message.passage, message.citation, message.verdict, self.selfrag.store))
+        self.app.push_screen(PassageScreen(message.passage, message.citation, message.verdict, self.session.store))
 
     def question_in_input(self) -> str:
         return self.query_one("#prompt", Input).value
+
+    # -- messages from the app -------------------------------------------------------------------------------
+
+    @on(msg.SessionEventMessage)
+    def _session_event(self, message: msg.SessionEventMessage) -> None:
+        event = message.event
+        if isinstance(event, ev.SettingsChanged):
+            self.marker_style = event.settings.ui.markers
+        elif isinstance(event, ev.WaitingForModel) and self.running_key in self.turns:
+            self.turns[self.running_key].show_waiting(
+                "waiting for the model to load; your question is answered as soon as it is ready (Esc cancels)")
+
+    @on(msg.LoadConversation)
+    async def _load_conversation(self, message: msg.LoadConversation) -> None:
+        await self.load_conversation(message.conversation)
+
+    @on(msg.ConversationDeleted)
+    def _conversation_deleted(self, message: msg.ConversationDeleted) -> None:
+        if self.conversation_id == message.conversation_id:
+            self.conversation_id = None
+
+    @on(msg.RerunLastQuestion)
+    async def _rerun(self) -> None:
+        await self.action_rerun()

@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from selfrag_tui import locations
+from selfrag_tui.application import locations
 from selfrag_tui.tui.actions import ACTIONS
 
 _SCOPE_TITLE = {"app": "anywhere", "chat": "chat", "library": "library", "settings": "settings",

@@ -13,13 +13,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from selfrag_tui.history import ConversationSummary
+from selfrag_tui.application.history import ConversationSummary
+from selfrag_tui.application.verdicts import clean_text
+from selfrag_tui.tui import messages as msg
 from selfrag_tui.tui.actions import bindings_for
-from selfrag_tui.verdicts import clean_text
 from selfrag_tui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from selfrag_tui.tui.app import SelfRagApp
+    from selfrag_tui.application.session import Session
 
 
 def summary_line(summary: ConversationSummary) -> Text:
@@ -32,13 +33,10 @@ def summary_line(summary: ConversationSummary) -> Text:
 class HistoryScreen(Screen):
     BINDINGS = bindings_for("history")
 
-    def __init__(self) -> None:
+    def __init__(self, session: "Session") -> None:
         super().__init__()
+        self.session = session
         self.summaries: list[ConversationSummary] = []
-
-    @property
-    def selfrag(self) -> "SelfRagApp":
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -57,7 +55,7 @@ class HistoryScreen(Screen):
     def reload(self) -> None:
         options = self.query_one("#conversations", OptionList)
         highlighted = options.highlighted
-        self.summaries = self.selfrag.history.list_conversations()
+        self.summaries = self.session.conversations()
         options.clear_options()
         if not self.summaries:
             options.add_option(Option(Text("No saved conversations yet.", style="dim"), disabled=True))
@@ -81,17 +79,14 @@ class HistoryScreen(Screen):
         summary = self.selected()
         if summary is None:
             return
-        conversation = self.selfrag.history.load(summary.id)
-        self.selfrag.action_show_screen("chat")
-        await self.selfrag.chat.load_conversation(conversation)
+        self.post_message(msg.OpenConversation(summary.id))
 
     def action_delete_conversation(self) -> None:
         summary = self.selected()
         if summary is None:
             return
-        self.selfrag.history.delete(summary.id)
-        if self.selfrag.chat.conversation_id == summary.id:
-            self.selfrag.chat.conversation_id = None
+        self.session.delete_conversation(summary.id)
+        self.post_message(msg.ConversationDeleted(summary.id))
         self.notify(f"Deleted “{summary.title}”.", markup=False)
         self.reload()
 
@@ -99,10 +94,8 @@ class HistoryScreen(Screen):
         summary = self.selected()
         if summary is None:
             return
-        from selfrag_tui.export import export_conversation
-
         try:
-            md_path, json_path = export_conversation(self.selfrag.history.load(summary.id))
+            md_path, json_path = self.session.export_conversation(summary.id)
         except OSError as exc:
             self.notify(str(exc), title="Export failed", severity="error", markup=False)
             return

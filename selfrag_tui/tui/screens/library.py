@@ -18,15 +18,17 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, DirectoryTree, Footer, ProgressBar, Static
 
+from selfrag_tui.application import events as ev
+from selfrag_tui.tui import messages as msg
 from selfrag_tui.tui.actions import bindings_for
 from selfrag_tui.tui.markers import display_path
-from selfrag_tui.verdicts import clean_text
+from selfrag_tui.application.verdicts import clean_text
 from selfrag_tui.tui.widgets.path_input import PathInput
 from selfrag_tui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from ingest.types import DocumentRecord, IngestProgress, IngestReport
-    from selfrag_tui.tui.app import SelfRagApp
+    from selfrag_tui.application.session import Session
 
 
 class LibraryScreen(Screen):
@@ -37,14 +39,10 @@ class LibraryScreen(Screen):
         documents: list["DocumentRecord"]
         error: str | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, session: "Session") -> None:
         super().__init__()
+        self.session = session
         self.documents: list["DocumentRecord"] = []
-        self._pending_progress: "IngestProgress | None" = None
-
-    @property
-    def selfrag(self) -> "SelfRagApp":
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -71,21 +69,27 @@ class LibraryScreen(Screen):
         table.add_column("Passages", key="chunks", width=8)
         table.add_column("Problem", key="error")
         self.query_one("#tree").display = False
-        self.query_one("#ingest-box").display = self.selfrag.ingest_running
-        if self._pending_progress is not None:
-            self.call_after_refresh(self.show_progress, self._pending_progress)
-        if self.selfrag.store is not None:
+        self.query_one("#ingest-box").display = self.session.ingest_running
+        if self.session.store is not None:
+            self._load_documents()
+
+    # -- the session's events (forwarded by the app) ---------------------------------------------------------
+
+    @on(msg.SessionEventMessage)
+    def _session_event(self, message: msg.SessionEventMessage) -> None:
+        event = message.event
+        if isinstance(event, ev.IngestProgressed):
+            self.show_progress(event.progress)
+        elif isinstance(event, ev.IngestFinished):
+            self.ingest_done(event.report, event.error)
+        elif isinstance(event, ev.DocumentsChanged):
             self._load_documents()
 
     # -- documents -------------------------------------------------------------------------------------------
 
-    def reload_documents(self) -> None:
-        if self.is_mounted and self.selfrag.store is not None:
-            self._load_documents()
-
     @work(thread=True, exclusive=True, group="documents", exit_on_error=False)
     def _load_documents(self) -> None:
-        store = self.selfrag.store
+        store = self.session.store
         if store is None:
             return
         try:
@@ -160,10 +164,13 @@ class LibraryScreen(Screen):
             self.notify(f"{path} does not exist. Check the path (Tab completes names).", title="Nothing to add",
                         severity="error", markup=False)
             return False
-        if self.selfrag.start_ingest([path], what=path.name or str(path)):
-            self.query_one("#path", PathInput).value = ""
-            return True
-        return False
+        if self.session.ingest_running:
+            self.notify("An ingest is already running; wait for it or press Esc to stop it.", title="Ingest busy",
+                        severity="warning")
+            return False
+        self.post_message(msg.StartIngest([path], what=path.name or str(path)))
+        self.query_one("#path", PathInput).value = ""
+        return True
 
     @on(DirectoryTree.FileSelected, "#tree")
     @on(DirectoryTree.DirectorySelected, "#tree")
@@ -174,13 +181,10 @@ class LibraryScreen(Screen):
         if isinstance(event, DirectoryTree.FileSelected):
             field.focus()
 
-    # -- progress (called by the app) ------------------------------------------------------------------------
+    # -- progress --------------------------------------------------------------------------------------------
 
     def show_progress(self, progress: "IngestProgress") -> None:
-        if not self.is_mounted:
-            self._pending_progress = progress
-            return
-        from selfrag_tui.tui.app import format_eta
+        from selfrag_tui.tui.markers import format_eta
 
         box = self.query_one("#ingest-box")
         box.display = True
@@ -199,9 +203,6 @@ class LibraryScreen(Screen):
         self.query_one("#ingest-label", Static).update(words)
 
     def ingest_done(self, report: "IngestReport | None", error: str | None) -> None:
-        self._pending_progress = None
-        if not self.is_mounted:
-            return
         box = self.query_one("#ingest-box")
         label = self.query_one("#ingest-label", Static)
         if error is not None:
@@ -237,37 +238,16 @@ class LibraryScreen(Screen):
         if record is None:
             self.notify("Select a document in the table first.", severity="warning")
             return
-        if self.selfrag.ingest_running:
-            self.notify("Wait for the running ingest to finish (or stop it with Esc) before removing documents.",
-                        severity="warning")
-            return
-        self._remove([record.path])
-
-    @work(thread=True, group="remove", exit_on_error=False)
-    def _remove(self, paths: list[str]) -> None:
-        store = self.selfrag.store
-        if store is None:
-            return
-        try:
-            removed = store.remove(paths)
-        except Exception as exc:
-            self.app.call_from_thread(self.notify, str(exc), title="Could not remove the document",
-                                      severity="error", markup=False)
-            return
-        names = ", ".join(Path(p).name for p in removed) or "nothing"
-        self.app.call_from_thread(self.notify, f"Removed {names}.", markup=False)
-        self.app.post_message(self.selfrag.DocumentsChanged())
-        self.app.call_from_thread(self.selfrag._refresh_store_status)
+        self.post_message(msg.RemoveDocuments([record.path]))
 
     def action_resync(self) -> None:
         """Re-read every known document: changed files are re-embedded, vanished ones dropped."""
         if not self.documents:
             self.notify("The library is empty; add files first.", severity="warning")
             return
-        self.selfrag.start_ingest([record.path for record in self.documents], sync=True,
-                                  what=f"{len(self.documents)} document(s)")
+        self.post_message(msg.StartIngest([record.path for record in self.documents], sync=True,
+                                          what=f"{len(self.documents)} document(s)"))
 
     def action_cancel_ingest(self) -> None:
-        if self.selfrag.cancel_ingest():
-            self.notify("Stopping the ingest after the current batch; what is done so far is kept.")
+        self.post_message(msg.CancelIngest())
 

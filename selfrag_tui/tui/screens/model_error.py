@@ -9,8 +9,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from selfrag_tui import locations
-from selfrag_tui.verdicts import clean_text
+from selfrag_tui.application import locations
+from selfrag_tui.application.verdicts import clean_text
+from selfrag_tui.tui.messages import UseDemoModel
 
 
 class ModelErrorScreen(ModalScreen[None]):
@@ -52,7 +53,7 @@ class ModelErrorScreen(ModalScreen[None]):
 
     def action_use_demo(self) -> None:
         self.dismiss(None)
-        self.app.action_use_demo_model()  # type: ignore[attr-defined]
+        self.app.post_message(UseDemoModel())
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -16,7 +16,7 @@ from textual.widgets import Static
 
 from selfrag_tui.selfrag.types import Critique, Passage
 from selfrag_tui.tui.markers import CITATION_STYLE, literal, verdict_text
-from selfrag_tui.verdicts import clean_text, relevance_verdict
+from selfrag_tui.application.verdicts import clean_text, relevance_verdict
 
 if TYPE_CHECKING:
     from ingest.store import DocumentStore

@@ -23,7 +23,7 @@ from selfrag_tui.selfrag.types import (
     TextDelta,
 )
 from selfrag_tui.tui.markers import MarkerStyle, abstention, literal
-from selfrag_tui.verdicts import clean_text
+from selfrag_tui.application.verdicts import clean_text
 from selfrag_tui.tui.widgets.retrieval_badge import RetrievalBadge
 from selfrag_tui.tui.widgets.segment_view import SegmentView
 
@@ -59,6 +59,11 @@ class TurnView(Vertical):
             await self._mount_answer(self.answer)
 
     # -- while the decoder runs ------------------------------------------------------------------------------
+
+    def show_waiting(self, words: str) -> None:
+        """The question waits for the model to finish loading."""
+        if self.answer is None:
+            self.query_one(".progress", Static).update(words)
 
     async def handle_event(self, event: DecoderEvent) -> None:
         progress = self.query_one(".progress", Static) if self.answer is None else None

@@ -45,7 +45,8 @@ def history_db_path() -> Path:
 
 
 def package_dir() -> Path:
-    return Path(__file__).resolve().parent
+    """The installed `selfrag_tui` package folder."""
+    return Path(__file__).resolve().parents[1]
 
 
 def demo_model_path() -> Path:

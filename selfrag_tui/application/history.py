@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from selfrag_tui import locations
+from selfrag_tui.application import locations
 from selfrag_tui.selfrag.types import (
     Answer,
     Candidate,

@@ -1,5 +1,7 @@
 """The Self-RAG reflection vocabulary (SELFRAG_SPEC section 1), looked up in the loaded model's tokenizer.
 
+A leaf module: it imports nothing of the project, so the decoder and the engines can both use it.
+
 Every decision of the decoder is made from these ids and their logprobs, never by searching decoded text: the
 official code's text checks silently break when special tokens are skipped in decoding. A tokenizer that lacks
 any of the tokens would make the decoder score garbage, so it is rejected with an error that says why.
@@ -10,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from selfrag_tui.engines.base import EngineError
-
 if TYPE_CHECKING:
-    from selfrag_tui.engines.base import Engine
+    from typing import Protocol, Sequence
+
+    class Engine(Protocol):  # the two methods of the engine interface that the lookup needs
+        def token_id(self, token: str) -> int | None: ...
+        def encode(self, text: str, *, add_bos: bool = True) -> Sequence[int]: ...
 
 NO_RETRIEVAL = "[No Retrieval]"
 RETRIEVAL = "[Retrieval]"
@@ -63,8 +67,10 @@ _GROUP_OF_TOKEN: dict[str, TokenGroup] = {
 }
 
 
-class MissingReflectionTokens(EngineError):
-    """The loaded tokenizer is not a Self-RAG tokenizer: some reflection tokens are missing or not atomic."""
+class MissingReflectionTokens(ValueError):
+    """The loaded tokenizer is not a Self-RAG tokenizer: some reflection tokens are missing or not atomic.
+
+    Engines re-raise it as their own `EngineError`; the message already says what to do."""
 
 
 @dataclass(frozen=True)

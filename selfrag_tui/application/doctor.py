@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from selfrag_tui.settings import Settings
+    from selfrag_tui.application.settings import Settings
 
 Status = Literal["ok", "info", "warn", "error"]
 GIB = 1024**3
@@ -318,7 +318,7 @@ def check_gguf_vocabulary(path: Path) -> list[Finding]:
         return []
     import llama_cpp
 
-    from selfrag_tui.selfrag.vocab import ADDED_TOKENS
+    from selfrag_tui.reflection import ADDED_TOKENS
 
     try:
         llama = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
@@ -442,7 +442,7 @@ def check_store(settings: "Settings") -> list[Finding]:
 
 
 def check_paths(settings: "Settings") -> list[Finding]:
-    from selfrag_tui import locations
+    from selfrag_tui.application import locations
 
     config = locations.config_file()
     data = locations.data_dir()

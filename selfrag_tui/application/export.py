@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from selfrag_tui import __version__, locations
-from selfrag_tui.history import Conversation
+from selfrag_tui import __version__
+from selfrag_tui.application import locations
+from selfrag_tui.application.history import Conversation
 from selfrag_tui.selfrag.types import Answer
-from selfrag_tui.verdicts import clean_text, decision_summary, relevance_verdict, verdicts
+from selfrag_tui.application.verdicts import clean_text, decision_summary, relevance_verdict, verdicts
 
 JSON_FORMAT = "selfrag-chat.conversation/1"
 
