@@ -33,7 +33,7 @@ Listener = Callable[[ev.SessionEvent], None]
 
 # The generator and the embedding model may load in two threads. transformers' lazily imported module is not
 # safe to import from two threads at once (one can see `transformers.AutoTokenizer` missing), so loads take turns.
-_model_load_lock = threading.Lock()
+MODEL_LOAD_LOCK = threading.Lock()
 
 
 class ModelUnavailable(RuntimeError):
@@ -102,11 +102,13 @@ class Session:
         engine: "Engine | None" = None,
         store: "DocumentStore | None" = None,
         history: "HistoryStore | None" = None,
+        retriever: "Callable[[str, int], list[Passage]] | None" = None,
         listener: Listener | None = None,
     ) -> None:
         """`settings` as configured; with `demo` they are pointed at the tiny model and the sample documents.
 
         `engine`, `store` and `history` may be handed in already open (tests share them across sessions).
+        `retriever` replaces the store search as the decoder's source of passages (`(query, k) -> passages`).
         Saving writes over the configured settings only, so a demo session never rewrites the user's model or
         store.
         """
@@ -117,6 +119,7 @@ class Session:
         self._engine = engine
         self._store = store
         self._history = history
+        self._retriever = retriever
         self._engine_ready = threading.Event()
         self._engine_error: str | None = None
         self._engine_loading = False
@@ -169,7 +172,7 @@ class Session:
                 pass
         self.emit(ev.GeneratorStatus(ev.Status("loading", f"loading {label}…")))
         try:
-            with _model_load_lock:
+            with MODEL_LOAD_LOCK:
                 engine = load_engine(settings.model)
             try:
                 ReflectionVocab.from_engine(engine)  # every load: a model without Self-RAG tokens is refused
@@ -185,10 +188,16 @@ class Session:
         if self.settings.model != settings.model:  # the settings changed while it loaded: that load is stale
             engine.close()
             raise ModelUnavailable("the model setting changed while the model loaded")
-        self._engine = engine
-        self._engine_ready.set()
-        self.emit(ev.GeneratorStatus(ev.Status("ready", label)))
+        self.attach_engine(engine, label)
         return engine
+
+    def attach_engine(self, engine: "Engine", label: str | None = None) -> None:
+        """Use an engine that is already loaded (e.g. one shared by several sessions); questions waiting for
+        the model are answered with it."""
+        self._engine = engine
+        self._engine_error = None
+        self._engine_ready.set()
+        self.emit(ev.GeneratorStatus(ev.Status("ready", label or self.model_label)))
 
     def _engine_failed(self, error: str, fixable: bool) -> "Engine":
         self._engine_error = error
@@ -264,34 +273,38 @@ class Session:
         return self._store
 
     def warm_embedder(self) -> None:
-        """Load the embedding model now, so the first question does not wait for it."""
+        """Load the embedding model now, so the first question does not wait for it. An empty store needs no
+        query embeddings (an ingest loads the model itself), so nothing is loaded for it."""
         store = self.require_store()
         self.refresh_store_status()
+        if store.count_chunks() == 0:
+            return
         try:
-            with _model_load_lock:
+            with MODEL_LOAD_LOCK:
                 store.embedder  # noqa: B018 - the property loads the model
         except Exception as exc:
             self.emit(ev.StoreFailed(str(exc), "The embedding model could not be loaded"))
             raise
         self.refresh_store_status()
 
-    def store_summary(self) -> str:
+    def store_summary(self) -> tuple[str, int]:
+        """What the status line says of the store, and its passage count."""
         store = self.require_store()
         documents = store.documents()
         chunks = store.count_chunks()
         failed = sum(1 for d in documents if d.status != "ok")
         words = f"{len(documents)} document(s), {chunks} passage(s)"
-        return words + (f", {failed} failed" if failed else "")
+        return words + (f", {failed} failed" if failed else ""), chunks
 
     def refresh_store_status(self) -> None:
         """Count the documents and report the store's status."""
         try:
-            words = self.store_summary()
+            words, chunks = self.store_summary()
         except Exception as exc:
             self.emit(ev.StoreFailed(str(exc)))
             return
         store = self._store
-        if store is not None and not getattr(store, "embedder_loaded", True):
+        if chunks and store is not None and not getattr(store, "embedder_loaded", True):
             self.emit(ev.StoreStatus(ev.Status("loading", words + " · loading the embedding model…")))
         else:
             self.emit(ev.StoreStatus(ev.Status("ready", words)))
@@ -306,6 +319,8 @@ class Session:
 
     def retrieve(self, query: str, k: int) -> list["Passage"]:
         """The decoder's retriever: searches the store open now (it may open after the model)."""
+        if self._retriever is not None:
+            return list(self._retriever(query, k))
         return [passage_from_hit(hit) for hit in self.search(query, k)]
 
     def remove_documents(self, names: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -354,7 +369,7 @@ class Session:
             from ingest.pipeline import ingest_paths
 
             store = self.require_store()
-            with _model_load_lock:  # the embedder loads here, not concurrently with the generator
+            with MODEL_LOAD_LOCK:  # the embedder loads here, not concurrently with the generator
                 store.embedder  # noqa: B018
 
             def progress(update: "IngestProgress") -> None:

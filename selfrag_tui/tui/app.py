@@ -280,7 +280,7 @@ class SelfRagApp(App[int]):
 
     @on(msg.ConversationDeleted)
     def _conversation_deleted(self, message: msg.ConversationDeleted) -> None:
-        self.get_screen("chat").post_message(msg.ConversationDeleted(message.conversation_id))
+        self.get_screen("chat").post_message(msg.ForgetConversation(message.conversation_id))
 
     @on(msg.ApplySettings)
     def _apply_settings(self, message: msg.ApplySettings) -> None:

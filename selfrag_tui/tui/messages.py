@@ -3,7 +3,8 @@ internals: they post one of these, and the app (which owns the `Session`) acts o
 
 Up (screen -> app): StartIngest, CancelIngest, RemoveDocuments, OpenConversation, ConversationDeleted,
 ApplySettings, ReloadGenerator, UseDemoModel.
-Down (app -> screens): SessionEventMessage (what the session reported), LoadConversation, RerunLastQuestion.
+Down (app -> screens, never bubbling back up): SessionEventMessage (what the session reported),
+LoadConversation, ForgetConversation, RerunLastQuestion.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class SessionEventMessage(Message):
+class SessionEventMessage(Message, bubble=False):
     """One event of the session, delivered on the UI thread. A newer ingest progress replaces an unprocessed
     older one, so a burst of progress never queues."""
 
@@ -67,8 +68,15 @@ class ConversationDeleted(Message):
 
 
 @dataclass
-class LoadConversation(Message):
+class LoadConversation(Message, bubble=False):
     conversation: "Conversation"
+
+
+@dataclass
+class ForgetConversation(Message, bubble=False):
+    """The conversation was deleted: new questions start a new one."""
+
+    conversation_id: int
 
 
 @dataclass
@@ -79,7 +87,7 @@ class ApplySettings(Message):
     rerun: bool = False
 
 
-class RerunLastQuestion(Message):
+class RerunLastQuestion(Message, bubble=False):
     """Ask the chat's last question again with the settings now in force."""
 
 

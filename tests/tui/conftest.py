@@ -35,11 +35,11 @@ def tui_engine(request):
     if shared is not None:
         yield shared
         return
-    from selfrag_tui.application import services
+    from selfrag_tui.application.session import Session
     from selfrag_tui.application.settings import Settings
 
-    settings = services.demo_settings(Settings())
-    engine = services.load_engine(settings)
+    session = Session(Settings(), demo=True)
+    engine = session.load_engine()
     yield engine
     engine.close()
 
@@ -77,23 +77,50 @@ def make_app(tui_engine, sample_store, history):
     """Build the app as `selfrag-chat --demo` does, with the session's engine and store handed in."""
 
     def build(*, store="sample", engine="tiny", **settings_overrides):
-        from selfrag_tui.application import services
-        from selfrag_tui.application.settings import Settings
+        from selfrag_tui.application.session import Session, demo_settings
+        from selfrag_tui.application.settings import resolve
         from selfrag_tui.tui.app import SelfRagApp
 
-        base = Settings()
-        data = services.demo_settings(base).model_dump()
-        for section, values in settings_overrides.items():
-            data[section].update(values)
-        settings = Settings.model_validate(data)
-        return SelfRagApp(
+        base = resolve()
+        settings = demo_settings(base).with_updates(settings_overrides, source="the test")
+        session = Session(
             settings,
-            base_settings=base,
             demo=True,
+            base_settings=base,
             engine=tui_engine if engine == "tiny" else engine,
             store=sample_store if store == "sample" else store,
             history=history,
-            ingest_demo_docs=False,
         )
+        return SelfRagApp(session, load_generator=engine is not None)
+
+    return build
+
+
+# ===== the fast tier: a scripted engine and scripted passages (tests/tui/scripted_world.py) ======================
+
+
+@pytest.fixture
+def world():
+    from scripted_world import ScriptedWorld
+
+    return ScriptedWorld()
+
+
+@pytest.fixture
+def scripted_app(world, history):
+    """The app over a Session with the scripted engine and retriever, an empty store in the test's data folder,
+    and the test's own settings file and history."""
+
+    def build(*, engine: str | None = "scripted", **settings_overrides):
+        from selfrag_tui.application.session import Session
+        from selfrag_tui.application.settings import resolve
+        from selfrag_tui.tui.app import SelfRagApp
+
+        settings = resolve()
+        if settings_overrides:
+            settings = settings.with_updates(settings_overrides, source="the test")
+        session = Session(settings, engine=world.engine if engine == "scripted" else None, history=history,
+                          retriever=world.retrieve)
+        return SelfRagApp(session, load_generator=False)
 
     return build

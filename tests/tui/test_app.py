@@ -1,13 +1,12 @@
-"""The app, driven the way a user drives it: keys, the prompt, the library's path input; with the tiny real
-generator, the real embedding model and a real LanceDB store."""
+"""The app end to end, driven the way a user drives it, with the tiny real generator, the real embedding model and
+a real LanceDB store: answers from the real model, ingest from the library, a model that cannot load. Screen
+behaviours that do not need a real model are tested faster in test_app_scripted.py."""
 
 from __future__ import annotations
 
-import json
-import threading
 
 import pytest
-from tui_helpers import ask, ready, screen_text, wait_for
+from tui_helpers import ask, chat, ready, screen_text, wait_for
 
 from selfrag_tui.application import locations
 from selfrag_tui.tui.screens.candidates import CandidatesScreen
@@ -25,7 +24,7 @@ ODD_ONE_OUT = "Leave odd one out: twitter, instagram, whatsapp."
 
 def turn_text(app, index: int = -1) -> str:
     """The words of one turn as rendered (question, badge, answer with markers)."""
-    view = list(app.chat.query(TurnView))[index]
+    view = list(chat(app).query(TurnView))[index]
     return "\n".join(str(widget.render()) for widget in view.query("Static"))
 
 
@@ -35,7 +34,7 @@ async def test_factual_question_shows_retrieval_markers_and_the_cited_source(mak
         await ready(pilot)
         await ask(pilot, LLAMAS)
 
-        answer = app.chat.answers[-1]
+        answer = chat(app).answers[-1]
         shown = screen_text(app)
         assert "⟳ RETRIEVED" in shown
         assert f"p([Retrieval])={answer.decision.p_retrieval:.2f} > threshold 0.20 (adaptive)" in shown
@@ -48,14 +47,14 @@ async def test_factual_question_shows_retrieval_markers_and_the_cited_source(mak
         assert any(w in words for w in ("● Fully supported", "◐ Partially supported", "○ No support"))
 
         # Moving to the cited segment highlights its passage in the source panel, with file and heading.
-        view = next(v for v in app.chat.query(SegmentView) if v.segment.citation == first.citation)
+        view = next(v for v in chat(app).query(SegmentView) if v.segment.citation == first.citation)
         view.focus()
         await pilot.pause(0.1)
-        assert app.chat.query_one("#source-list").highlighted == first.citation - 1
+        assert chat(app).query_one("#source-list").highlighted == first.citation - 1
         shown = screen_text(app)
         assert "Alpacas" in first.passage.location
         assert f"camelids.md, {first.passage.location}" in shown
-        assert "p=" in str(app.chat.query_one("#critique-detail").render())
+        assert "p=" in str(chat(app).query_one("#critique-detail").render())
 
         # Enter on the highlighted source opens the full passage with its neighbours and the file path.
         await pilot.press("ctrl+l", "enter")
@@ -75,142 +74,19 @@ async def test_factual_question_shows_retrieval_markers_and_the_cited_source(mak
         assert len(app.screen.query(".candidate")) == sum(len(s.candidates) for s in answer.segments)
 
 
-async def test_marker_key_cycles_full_compact_plain(make_app):
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await ask(pilot, LLAMAS)
-        assert "✓ Relevant" in turn_text(app)
-
-        await pilot.press("ctrl+t")
-        assert "✓rel" in turn_text(app) and "✓ Relevant" not in turn_text(app)
-        await pilot.press("ctrl+t")
-        assert "✓" not in turn_text(app) and "[1]" not in turn_text(app)
-        await pilot.press("ctrl+t")
-        assert "✓ Relevant" in turn_text(app)
-
-
 async def test_chit_chat_is_answered_without_retrieval(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await ask(pilot, ODD_ONE_OUT)
 
-        answer = app.chat.answers[-1]
+        answer = chat(app).answers[-1]
         assert not answer.decision.retrieve
         shown = screen_text(app)
         assert "∅ NO RETRIEVAL" in shown
         assert "≤ threshold 0.20 (adaptive)" in shown
         assert "Sources — none (answered without retrieving)" in shown
         assert answer.text.strip() and answer.text.split()[0] in shown
-
-
-class GatedEngine:
-    """The tiny engine, held at its first generation until the test opens the gate (so Esc lands mid-turn)."""
-
-    def __init__(self, engine) -> None:
-        self._engine = engine
-        self.entered = threading.Event()
-        self.gate = threading.Event()
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
-
-    def generate(self, prompts, **kwargs):
-        self.entered.set()
-        cancel = kwargs.get("cancel")
-        while not self.gate.wait(0.01):
-            if cancel is not None and cancel.is_set():
-                break
-        return self._engine.generate(prompts, **kwargs)
-
-
-async def test_escape_cancels_a_turn_and_leaves_no_half_built_message(make_app, tui_engine):
-    engine = GatedEngine(tui_engine)
-    app = make_app(engine=engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        prompt = app.chat.query_one("#prompt")
-        prompt.value = LLAMAS
-        await pilot.press("enter")
-        await wait_for(pilot, engine.entered.is_set, what="generation to start")
-        await wait_for(pilot, lambda: "⟳ RETRIEVED" in screen_text(app), what="the badge of the running turn")
-        assert prompt.value == ""
-
-        await pilot.press("escape")
-
-        assert not app.chat.query(TurnView)
-        assert LLAMAS not in screen_text(app).replace(prompt.value, "")
-        assert prompt.value == LLAMAS
-        turn_workers = [w for w in app.workers if w.group == "turn"]
-        await wait_for(pilot, lambda: all(w.is_finished for w in turn_workers), what="the cancelled worker to stop")
-        assert not app.chat.query(TurnView), "a late event must not bring the cancelled turn back"
-        assert app.history.list_conversations() == []
-
-        engine.gate.set()
-        await ask(pilot, LLAMAS)
-        assert len(app.chat.query(TurnView)) == 1 and app.chat.answers
-
-
-async def test_failed_turn_keeps_the_question_in_the_input(make_app):
-    app = make_app(decoding={"mode": "always"})
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        app.store = None  # the store went away (e.g. its folder was unmounted): retrieval fails
-        await ask(pilot, LLAMAS)
-
-        assert not app.chat.query(TurnView)
-        assert app.chat.query_one("#prompt").value == LLAMAS
-        assert any("The answer failed" in (n.title or "") and "store" in n.message for n in app._notifications)
-
-
-async def test_changed_setting_applies_to_the_rerun_and_is_saved(make_app):
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await ask(pilot, LLAMAS)
-        assert app.chat.answers[-1].decision.retrieve
-
-        await pilot.press("f4")
-        app.screen.query_one("#setting-decoding-mode").value = "never"
-        app.screen.query_one("#setting-decoding-k").value = "3"
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: len(app.chat.answers) == 2 and app.chat.running_key is None,
-                       what="the re-run")
-
-        first, second = app.chat.answers
-        assert second.question == first.question
-        assert not second.decision.retrieve and second.decision.mode == "never"
-        assert "forced by mode 'never'" in screen_text(app)
-        saved = locations.config_file().read_text(encoding="utf-8")
-        assert 'mode = "never"' in saved and "k = 3" in saved
-        # A demo session saves the user's choices, never the demo model in place of theirs.
-        assert "tiny-selfrag" not in saved
-
-
-async def test_a_saved_conversation_reopens_and_exports(make_app):
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await ask(pilot, LLAMAS)
-        shown_before = turn_text(app)
-        await pilot.press("ctrl+n")
-        assert not app.chat.query(TurnView)
-
-        await pilot.press("f5")
-        assert LLAMAS in screen_text(app)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: bool(app.chat.query(TurnView)), what="the conversation to reopen")
-        assert app.screen is app.chat
-        assert turn_text(app) == shown_before
-
-        await pilot.press("ctrl+s")
-        exported = sorted((locations.data_dir() / "exports").iterdir())
-        assert [p.suffix for p in exported] == [".json", ".md"]
-        markdown = exported[1].read_text(encoding="utf-8")
-        assert LLAMAS in markdown and "camelids.md" in markdown and "model verdict:" in markdown
-        data = json.loads(exported[0].read_text(encoding="utf-8"))
-        assert data["turns"][0]["answer"]["decision"]["retrieve"] is True
 
 
 async def test_ingest_sample_docs_from_the_library_while_the_chat_stays_usable(make_app, empty_store):
@@ -222,13 +98,13 @@ async def test_ingest_sample_docs_from_the_library_while_the_chat_stays_usable(m
         path_input = app.screen.query_one("#path")
         assert path_input.value == "sample_docs/"
         await pilot.press("enter")
-        assert app.ingest_running
+        assert app.session.ingest_running
 
         await pilot.press("f2")
         await pilot.press(*"llamas?")
-        assert app.chat.query_one("#prompt").value == "llamas?"
+        assert chat(app).query_one("#prompt").value == "llamas?"
 
-        await wait_for(pilot, lambda: not app.ingest_running, timeout=180, what="the ingest")
+        await wait_for(pilot, lambda: not app.session.ingest_running, timeout=180, what="the ingest")
         await pilot.press("f3")
         await wait_for(pilot, lambda: len(app.screen.documents) == 7, what="the library table")
         shown = screen_text(app)
@@ -280,7 +156,7 @@ async def test_unavailable_model_says_why_and_offers_the_demo_model_in_one_key(m
         await wait_for(pilot, lambda: app.generator_status[0] == "ready", what="the demo model")
         assert app.generator_status[1] == "tiny demo model"
         await ask(pilot, ODD_ONE_OUT)
-        assert app.chat.answers
+        assert chat(app).answers
 
 
 async def test_library_works_while_the_generator_loads(make_app):
@@ -292,28 +168,8 @@ async def test_library_works_while_the_generator_loads(make_app):
         await wait_for(pilot, lambda: app.generator_status[0] == "ready", what="the generator")
 
 
-async def test_every_action_is_in_the_palette_and_keys_remap_from_the_config(make_app):
-    app = make_app(ui={"keybindings": {"toggle_markers": "f6"}})
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await ask(pilot, LLAMAS)
-
-        await pilot.press("f6")
-        assert app.chat.marker_style == "compact"
-
-        await pilot.press("ctrl+p")
-        await pilot.press(*"Markers")
-        await pilot.pause(0.5)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.chat.marker_style == "plain", what="the palette command")
-
-        await pilot.press("f1")
-        help_text = screen_text(app)
-        assert "f6" in help_text and "toggle_markers" in help_text
-
-
 async def test_escape_in_the_library_stops_an_ingest(make_app, empty_store):
-    from selfrag_tui.tui import app as app_module
+    from selfrag_tui.application.session import MODEL_LOAD_LOCK
 
     app = make_app(store=empty_store)
     async with app.run_test(size=SIZE) as pilot:
@@ -321,13 +177,13 @@ async def test_escape_in_the_library_stops_an_ingest(make_app, empty_store):
         await pilot.press("f3")
         app.screen.query_one("#path").value = str(locations.sample_docs_path())
         # Hold the model-load lock so the ingest is still loading its embedder when Esc arrives.
-        with app_module._model_load_lock:
+        with MODEL_LOAD_LOCK:
             await pilot.press("enter")
-            await wait_for(pilot, lambda: app.ingest_running, what="the ingest to start")
+            await wait_for(pilot, lambda: app.session.ingest_running, what="the ingest to start")
             await pilot.press("escape")
             assert app.ingest_status == ("busy", "stopping…")
 
-        await wait_for(pilot, lambda: not app.ingest_running, timeout=180, what="the ingest to stop")
-        assert app.last_ingest_report.cancelled
+        await wait_for(pilot, lambda: not app.session.ingest_running, timeout=180, what="the ingest to stop")
+        assert app.session.last_ingest_report.cancelled
         assert "Stopped:" in screen_text(app)
         assert empty_store.documents() == []

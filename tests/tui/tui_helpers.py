@@ -6,6 +6,16 @@ import time
 from typing import Callable
 
 
+def chat(app):
+    """The chat screen (installed under the name "chat")."""
+    return app.get_screen("chat")
+
+
+def notifications_shown(app) -> str:
+    """The toasts on screen now, as text (what the user reads)."""
+    return "\n".join(str(toast.render()) for toast in app.screen.query("Toast"))
+
+
 def screen_text(app) -> str:
     """What the terminal shows now, as plain text (one line per row), the way a user reads it."""
     strips = app.screen._compositor.render_strips()
@@ -32,9 +42,9 @@ async def ready(pilot) -> None:
 async def ask(pilot, question: str, *, timeout: float = 120.0) -> None:
     """Type a question, press Enter, and wait for the turn to finish."""
     app = pilot.app
-    prompt = app.chat.query_one("#prompt")
+    prompt = chat(app).query_one("#prompt")
     prompt.focus()
     prompt.value = question
     await pilot.press("enter")
-    await wait_for(pilot, lambda: app.chat.running_key is None, timeout=timeout, what=f"the answer to {question!r}")
+    await wait_for(pilot, lambda: chat(app).running_key is None, timeout=timeout, what=f"the answer to {question!r}")
     await pilot.pause(0.1)

@@ -377,8 +377,8 @@ class ChatScreen(Screen):
     async def _load_conversation(self, message: msg.LoadConversation) -> None:
         await self.load_conversation(message.conversation)
 
-    @on(msg.ConversationDeleted)
-    def _conversation_deleted(self, message: msg.ConversationDeleted) -> None:
+    @on(msg.ForgetConversation)
+    def _conversation_deleted(self, message: msg.ForgetConversation) -> None:
         if self.conversation_id == message.conversation_id:
             self.conversation_id = None
 

@@ -1,0 +1,246 @@
+"""The app's behaviour, screen by screen, driven the way a user drives it, over a scripted engine and scripted
+passages (tests/tui/scripted_world.py): no model is loaded, so these run in seconds. The real generator, the real
+embedding model and a real store are exercised end to end by test_app.py."""
+
+from __future__ import annotations
+
+import json
+
+from scripted_world import ALPACA_ANSWER, BREAD, HELLO, LLAMAS
+from tui_helpers import ask, chat, notifications_shown, screen_text, wait_for
+
+from selfrag_tui.application import locations
+from selfrag_tui.tui.screens.candidates import CandidatesScreen
+from selfrag_tui.tui.screens.passage import PassageScreen
+from selfrag_tui.tui.widgets.segment_view import SegmentView
+from selfrag_tui.tui.widgets.turn_view import TurnView
+
+SIZE = (160, 48)
+
+
+def turn_text(app, index: int = -1) -> str:
+    view = list(chat(app).query(TurnView))[index]
+    return "\n".join(str(widget.render()) for widget in view.query("Static"))
+
+
+async def started(pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.store_status[0] == "ready", what="the store")
+
+
+async def test_a_retrieved_answer_shows_decision_markers_sources_and_candidates(scripted_app):
+    app = scripted_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        await ask(pilot, LLAMAS)
+
+        shown = " ".join(screen_text(app).split())
+        assert "⟳ RETRIEVED p([Retrieval])=0.95 > threshold 0.20 (adaptive)" in shown
+        words = " ".join(turn_text(app).split())
+        assert ALPACA_ANSWER in words
+        assert "[1] ✓ Relevant · ● Fully supported · ★ Utility 5/5" in words
+        # The source panel lists every retrieved passage with its file, heading and the model's verdict.
+        assert "camelids.md, Camelids > Alpacas" in shown
+        assert "score 0.015 · ✗ Irrelevant 0.96" in shown and "score 0.031 · ✓ Relevant 0.97" in shown
+
+        view = next(v for v in chat(app).query(SegmentView) if v.segment.citation == 1)
+        view.focus()
+        await pilot.pause(0.1)
+        assert chat(app).query_one("#source-list").highlighted == 0
+        detail = str(chat(app).query_one("#critique-detail").render())
+        assert "p=0.97" in detail  # the probability behind ✓ Relevant
+
+        await pilot.press("ctrl+l", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PassageScreen), what="the passage")
+        shown = screen_text(app)
+        assert f"File: {locations.sample_docs_path() / 'camelids.md'}" in shown
+        assert "Alpacas are considerably smaller than llamas" in " ".join(shown.split())
+        await pilot.press("escape")
+
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, CandidatesScreen), what="the candidate view")
+        shown = screen_text(app)
+        assert shown.count("★ chosen") == 1
+        assert len(app.screen.query(".candidate")) == 4
+
+
+async def test_markers_cycle_full_compact_plain(scripted_app):
+    app = scripted_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        await ask(pilot, LLAMAS)
+        assert "✓ Relevant" in turn_text(app)
+        await pilot.press("ctrl+t")
+        assert "✓rel" in turn_text(app) and "✓ Relevant" not in turn_text(app)
+        await pilot.press("ctrl+t")
+        assert "✓" not in turn_text(app) and "[1]" not in turn_text(app)
+        await pilot.press("ctrl+t")
+        assert "✓ Relevant" in turn_text(app)
+
+
+async def test_an_answer_without_retrieval_says_so(scripted_app, world):
+    app = scripted_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        await ask(pilot, HELLO)
+        shown = " ".join(screen_text(app).split())
+        assert "∅ NO RETRIEVAL" in shown and "≤ threshold 0.20 (adaptive)" in shown
+        assert "Sources — none (answered without retrieving)" in shown
+        assert "WhatsApp is the odd one out" in shown
+        assert world.queries == []
+
+
+async def test_irrelevant_passages_make_the_answer_abstain_instead_of_stating_it(scripted_app):
+    app = scripted_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        await ask(pilot, BREAD)
+        answer = chat(app).answers[-1]
+        assert answer.abstained
+        words = " ".join(turn_text(app).split())
+        assert "None of the 2 retrieved passages was judged relevant" in words
+
+
+async def test_escape_cancels_a_turn_and_puts_the_question_back(scripted_app, world):
+    app = scripted_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        world.engine.hold()
+        prompt = chat(app).query_one("#prompt")
+        prompt.value = LLAMAS
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: world.engine.entered.is_set(), what="the generation to start")
+        assert chat(app).query(TurnView)
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert not chat(app).query(TurnView)
+        assert prompt.value == LLAMAS
+        world.engine.release()
+        await pilot.pause(0.3)
+        assert not chat(app).query(TurnView), "a late event must not bring the cancelled turn back"
+        assert app.session.conversations() == []
+
+
+async def test_a_failed_turn_says_why_and_keeps_the_question(scripted_app, world):
+    app = scripted_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        world.fail_retrieval = "the store folder /mnt/notes is not mounted"
+        await ask(pilot, LLAMAS)
+        assert not chat(app).query(TurnView)
+        assert chat(app).query_one("#prompt").value == LLAMAS
+        toasts = " ".join(notifications_shown(app).split())
+        assert "The answer failed" in toasts and "/mnt/notes is not mounted" in toasts
+
+
+async def test_a_question_asked_while_the_model_loads_waits_and_is_answered(scripted_app, world):
+    app = scripted_app(engine=None)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        prompt = chat(app).query_one("#prompt")
+        prompt.value = LLAMAS
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "waiting for the model to load" in turn_text(app), what="the waiting note")
+        assert prompt.value == "", "the question is taken, not bounced back"
+
+        app.session.attach_engine(world.engine, "scripted model")
+        await wait_for(pilot, lambda: chat(app).running_key is None, what="the answer")
+        assert "[1] ✓ Relevant" in turn_text(app)
+        assert app.generator_status == ("ready", "scripted model")
+
+
+async def test_changed_settings_apply_to_the_rerun_and_are_saved(scripted_app):
+    app = scripted_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        await ask(pilot, LLAMAS)
+        await pilot.press("f4")
+        app.screen.query_one("#setting-decoding-mode").value = "never"
+        app.screen.query_one("#setting-decoding-k").value = "3"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: len(chat(app).answers) == 2 and chat(app).running_key is None,
+                       what="the re-run", timeout=20)
+        first, second = chat(app).answers
+        assert second.question == first.question
+        assert not second.decision.retrieve and second.decision.mode == "never"
+        assert app.session.settings.decoding.k == 3
+        saved = locations.config_file().read_text(encoding="utf-8")
+        assert 'mode = "never"' in saved and "k = 3" in saved
+        assert "threshold" not in saved, "only the changed settings are written"
+
+
+async def test_an_out_of_range_setting_is_refused_with_its_name_and_range(scripted_app):
+    app = scripted_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        await pilot.press("f4")
+        app.screen.query_one("#setting-decoding-threshold").value = "7"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "Settings not applied" in notifications_shown(app), what="the refusal")
+        toasts = " ".join(notifications_shown(app).split())
+        assert "decoding.threshold = 7" in toasts and "0 to 1" in toasts
+        assert app.session.settings.decoding.threshold == 0.2
+        assert locations.config_file().read_text(encoding="utf-8") == ""
+
+
+async def test_a_saved_conversation_reopens_continues_and_exports(scripted_app):
+    app = scripted_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        await ask(pilot, LLAMAS)
+        shown_before = turn_text(app)
+        await pilot.press("ctrl+n")
+        assert not chat(app).query(TurnView)
+
+        await pilot.press("f5")
+        assert LLAMAS in screen_text(app)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: bool(chat(app).query(TurnView)), what="the conversation to reopen")
+        assert app.screen is chat(app)
+        assert turn_text(app) == shown_before
+
+        await ask(pilot, HELLO)
+        (summary,) = app.session.conversations()
+        assert summary.turn_count == 2, "a new question continues the reopened conversation"
+
+        await pilot.press("ctrl+s")
+        exported = sorted((locations.data_dir() / "exports").iterdir())
+        assert [p.suffix for p in exported] == [".json", ".md"]
+        markdown = exported[1].read_text(encoding="utf-8")
+        assert LLAMAS in markdown and "camelids.md" in markdown and "model verdict:" in markdown
+        data = json.loads(exported[0].read_text(encoding="utf-8"))
+        assert data["turns"][0]["answer"]["decision"]["retrieve"] is True
+
+
+async def test_deleting_the_open_conversation_starts_a_new_one_on_the_next_question(scripted_app):
+    app = scripted_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        await ask(pilot, LLAMAS)
+        await pilot.press("f5")
+        await pilot.press("delete")
+        assert app.session.conversations() == []
+        await pilot.press("f2")
+        await ask(pilot, HELLO)
+        (summary,) = app.session.conversations()
+        assert summary.turn_count == 1
+
+
+async def test_every_action_is_in_the_palette_and_keys_remap_from_the_config(scripted_app):
+    locations.config_file().write_text('[ui.keybindings]\ntoggle_markers = "f6"\n', encoding="utf-8")
+    app = scripted_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(pilot)
+        await ask(pilot, LLAMAS)
+        await pilot.press("f6")
+        assert "✓rel" in turn_text(app)
+
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Markers")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "✓" not in turn_text(app), what="the palette command (plain markers)")
+
+        await pilot.press("f1")
+        help_text = screen_text(app)
+        assert "f6" in help_text and "toggle_markers" in help_text
