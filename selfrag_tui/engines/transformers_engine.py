@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     import torch
 
 DOWNLOAD_HINT = (
-    "download it first with `hf download selfrag/selfrag_llama2_7b` (the Hugging Face CLI), "
-    "or try the bundled tiny model with `--demo`"
+    "set it up with `selfrag-chat model download hf` (GPU) or `selfrag-chat model download gguf-q4_k_m` (CPU "
+    "laptops; `selfrag-chat model list` shows what fits this machine), or try the bundled tiny model with `--demo`"
 )
+GGUF_HINT = "`selfrag-chat model download gguf-q4_k_m` (about 4.1 GB, runs with the llama.cpp engine)"
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 _DTYPE_ALIASES = {
     "float32": "float32",
@@ -43,8 +44,6 @@ _DTYPE_ALIASES = {
     "bf16": "bfloat16",
 }
 _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-# Weights need this much more memory than their size on disk (buffers, activations, allocator slack).
-_MEMORY_HEADROOM = 1.15
 
 
 def _looks_like_path(model: str) -> bool:
@@ -87,12 +86,26 @@ def _check_local_folder(folder: Path, model: str) -> None:
         )
 
 
-def _resolve_model(model: str) -> tuple[str, Path | None]:
-    """Where to load `model` from: (argument for from_pretrained, local folder or None when the hub must serve it)."""
+def _hub_hint(model: str) -> str:
+    from selfrag_tui.engines.settings import DEFAULT_MODEL
+
+    if model == DEFAULT_MODEL:
+        return DOWNLOAD_HINT
+    return (
+        f"download it with `hf download {model}` (the Hugging Face CLI) or point --model at its folder, "
+        "or try the bundled tiny model with `--demo`"
+    )
+
+
+def _resolve_model(model: str) -> Path:
+    """The local folder to load `model` from: a folder, or the snapshot of a hub name in the Hugging Face cache.
+
+    Never downloads: a model the user has not set up is an error that says how to get it.
+    """
     folder = Path(model).expanduser()
     if folder.exists():
         _check_local_folder(folder, model)
-        return str(folder), folder
+        return folder
     if _looks_like_path(model):
         raise EngineError(
             f"model folder {folder} does not exist; check the path in --model / model.model, or {DOWNLOAD_HINT}"
@@ -103,14 +116,12 @@ def _resolve_model(model: str) -> tuple[str, Path | None]:
     try:
         snapshot = Path(snapshot_download(repo_id=model, local_files_only=True))
     except Exception:  # not in the cache (or not a valid repo id)
-        if hub_constants.is_offline_mode():
-            raise EngineError(
-                f"model '{model}' is not in the Hugging Face cache and downloads are off (HF_HUB_OFFLINE is set): "
-                f"{DOWNLOAD_HINT.replace('selfrag/selfrag_llama2_7b', model)}"
-            ) from None
-        return model, None  # transformers downloads it
+        raise EngineError(
+            f"model '{model}' is not on this machine (not a folder, and not in the Hugging Face cache "
+            f"{hub_constants.HF_HUB_CACHE}); selfrag-chat downloads nothing unless asked: {_hub_hint(model)}"
+        ) from None
     _check_local_folder(snapshot, model)
-    return str(snapshot), snapshot
+    return snapshot
 
 
 def _pick_device(torch: Any, device: str) -> str:
@@ -153,57 +164,84 @@ def _pick_dtype(torch: Any, dtype: str, device: str) -> str:
 
 def _available_memory(torch: Any, device: str) -> int | None:
     """Free bytes on the target device, or None when it cannot be told."""
+    from selfrag_tui.engines import memory
+
     try:
         if device.startswith("cuda"):
             free, _total = torch.cuda.mem_get_info(torch.device(device))
             return int(free)
         if device == "cpu":
-            with open("/proc/meminfo", encoding="ascii") as meminfo:
-                for line in meminfo:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
+            return memory.available_ram()
     except (OSError, RuntimeError, ValueError):
         return None
     return None
 
 
-def _stored_dtype_bytes(folder: Path) -> int:
+def _read_config(folder: Path) -> dict[str, Any]:
     import json
 
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return 2
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _stored_dtype_bytes(config: dict[str, Any]) -> int:
     stored = str(config.get("dtype") or config.get("torch_dtype") or "float16").removeprefix("torch.")
     return _DTYPE_BYTES.get(_DTYPE_ALIASES.get(stored, "float16"), 2)
 
 
-def _out_of_memory_message(model: str, device: str, dtype: str, detail: str) -> str:
-    smaller = "bfloat16 (--dtype bfloat16)" if dtype == "float32" else "a quantised GGUF with the llama.cpp engine"
-    return (
-        f"not enough memory to run {model} on {device} in {dtype} ({detail}). Try a smaller dtype: {smaller}; "
-        "the vLLM engine on a GPU (--engine vllm) or the llama.cpp engine with a 4-bit GGUF (--engine llamacpp); "
-        "or the bundled tiny model (--demo)"
-    )
+def _weights_on_disk(folder: Path) -> int:
+    """Bytes of one copy of the weights (a folder holding both .safetensors and .bin is counted once)."""
+    files = _weight_files(folder)
+    if any(p.suffix == ".safetensors" for p in files):
+        files = [p for p in files if p.suffix == ".safetensors"]
+    return sum(p.stat().st_size for p in files)  # stat follows the hub cache's symlinks to the blobs
 
 
-def _check_memory(torch: Any, folder: Path, model: str, device: str, dtype: str) -> None:
-    """Refuse up front when the weights clearly cannot fit: a CPU process that runs out is killed, not told."""
-    on_disk = sum(p.stat().st_size for p in _weight_files(folder))
-    if on_disk == 0:
+def memory_needed(folder: Path, dtype: str, context: int) -> tuple[int, int, int]:
+    """(total, weights, key/value cache) bytes to run the model in `folder` in `dtype` with `context` tokens."""
+    from selfrag_tui.engines import memory
+
+    config = _read_config(folder)
+    weights = int(_weights_on_disk(folder) * _DTYPE_BYTES[dtype] / _stored_dtype_bytes(config))
+    shape = memory.ModelShape.from_config(config)
+    kv = memory.kv_cache_bytes(shape, context, _DTYPE_BYTES[dtype]) if shape is not None else 0
+    return memory.needed_bytes(weights, shape, context, _DTYPE_BYTES[dtype]), weights, kv
+
+
+def _out_of_memory_message(model: str, device: str, dtype: str, detail: str, smaller: str = "") -> str:
+    options = []
+    if dtype == "float32":
+        options.append(f"half the weights with --dtype bfloat16{smaller}")
+    if device == "cpu":
+        options.append(f"a quantised GGUF file with the llama.cpp engine, made for CPU laptops: {GGUF_HINT}")
+    else:
+        options.append(f"a quantised GGUF file with the llama.cpp engine: {GGUF_HINT}")
+    options.append("a shorter context (--max-model-len 2048)")
+    options.append("the bundled tiny model (--demo)")
+    return f"not enough memory to run {model} on {device} in {dtype} ({detail}). Options: " + "; ".join(options)
+
+
+def _check_memory(torch: Any, folder: Path, model: str, device: str, dtype: str, context: int) -> None:
+    """Refuse up front when the model clearly cannot fit: a CPU process that runs out is killed, not told."""
+    from selfrag_tui.engines.memory import gib
+
+    if _weights_on_disk(folder) == 0:
         return
-    if any(p.suffix == ".safetensors" for p in _weight_files(folder)) and any(
-        p.suffix == ".bin" for p in _weight_files(folder)
-    ):
-        on_disk = sum(p.stat().st_size for p in _weight_files(folder) if p.suffix == ".safetensors")
-    needed = int(on_disk * _DTYPE_BYTES[dtype] / _stored_dtype_bytes(folder) * _MEMORY_HEADROOM)
+    needed, weights, kv = memory_needed(folder, dtype, context)
     available = _available_memory(torch, device)
-    if available is not None and needed > available:
-        raise EngineError(
-            _out_of_memory_message(
-                model, device, dtype, f"needs about {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB is free"
-            )
-        )
+    if available is None or needed <= available:
+        return
+    smaller = ""
+    if dtype == "float32":
+        smaller = f" (about {gib(memory_needed(folder, 'bfloat16', context)[0])})"
+    detail = (
+        f"needs about {gib(needed)}: weights {gib(weights)} + key/value cache {gib(kv)} for {context} tokens; "
+        f"{gib(available)} is free"
+    )
+    raise EngineError(_out_of_memory_message(model, device, dtype, detail, smaller))
 
 
 def _check_sentencepiece_support(folder: Path) -> None:
@@ -226,6 +264,20 @@ def _check_sentencepiece_support(folder: Path) -> None:
             f"the tokenizer of {folder} is a SentencePiece tokenizer.model, which needs the Python package(s) "
             f"{' and '.join(missing)}: pip install {' '.join(missing)}"
         )
+
+
+def _placement(device: str) -> dict[str, Any]:
+    """Load the weights straight onto a GPU (accelerate's device map), never through a full copy in RAM first.
+
+    On the CPU transformers already reads the safetensors memory-mapped into the model, so nothing is added.
+    """
+    if device == "cpu":
+        return {}
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:
+        return {}
+    return {"device_map": {"": device}}
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -272,9 +324,11 @@ class TransformersEngine:
         n_threads: int | None = None,
         max_context: int | None = None,
     ) -> "TransformersEngine":
-        """Load a hub name (from the local cache, or downloaded when online) or a local folder.
+        """Load a local folder or a hub name already in the Hugging Face cache (never downloaded here).
 
-        Every failure a user can fix becomes an EngineError saying what to do.
+        Memory is checked first (weights in the chosen dtype + the key/value cache for the context), and the
+        weights go straight to the target device. Every failure a user can fix becomes an EngineError saying
+        what to do.
         """
         try:
             import torch
@@ -287,15 +341,17 @@ class TransformersEngine:
             torch.set_num_threads(int(n_threads))
         # Per-tensor loading bars on stderr would garble the terminal UI; callers show their own progress.
         transformers.utils.logging.disable_progress_bar()
-        source, folder = _resolve_model(model)
+        folder = _resolve_model(model)
+        source = str(folder)
         device = _pick_device(torch, device)
         dtype = _pick_dtype(torch, dtype, device)
-        if folder is not None:
-            _check_sentencepiece_support(folder)
-            _check_memory(torch, folder, model, device, dtype)
+        config_context = int(_read_config(folder).get("max_position_embeddings") or 4096)
+        context = min(config_context, int(max_context)) if max_context else config_context
+        _check_sentencepiece_support(folder)
+        _check_memory(torch, folder, model, device, dtype, context)
 
         try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
         except ImportError as exc:
             raise EngineError(
                 f"loading the tokenizer of {model} needs a missing package ({exc}); "
@@ -304,8 +360,12 @@ class TransformersEngine:
         except (OSError, ValueError) as exc:
             raise EngineError(f"cannot load the tokenizer of {model}: {exc}; {DOWNLOAD_HINT}") from exc
         try:
-            causal_lm = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
-            causal_lm.to(device)
+            placement = _placement(device)
+            causal_lm = transformers.AutoModelForCausalLM.from_pretrained(
+                source, dtype=getattr(torch, dtype), local_files_only=True, **placement
+            )
+            if not placement and device != "cpu":  # without accelerate: loaded on the CPU, then moved
+                causal_lm.to(device)
         except (MemoryError, RuntimeError) as exc:
             if _is_out_of_memory(exc):
                 gc.collect()
@@ -316,8 +376,6 @@ class TransformersEngine:
         except (OSError, ValueError) as exc:
             raise EngineError(f"cannot load the model {model}: {exc}; {DOWNLOAD_HINT}") from exc
         causal_lm.eval()
-        config_context = int(getattr(causal_lm.config, "max_position_embeddings", 0) or 4096)
-        context = min(config_context, int(max_context)) if max_context else config_context
         return cls(causal_lm, tokenizer, model_name=model, device=device, dtype=dtype, max_context=context)
 
     def info(self) -> EngineInfo:
