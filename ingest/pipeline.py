@@ -146,7 +146,8 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
     report.failed.update(found.missing)
     progress = _Progress(len(found.files), sum(c.size for c in found.files), on_progress)
     progress.emit(phase="scanning")
-    with store.write_lock():
+    with store.write_lock(on_wait=lambda message: progress.emit(phase="waiting", note=message)):
+        progress.emit(phase="scanning", note=None)
         known = {record.path: record for record in store.documents()}
         pending: list[_Pending] = []
         failures: list[DocumentWrite] = []

@@ -27,13 +27,17 @@ from typing import Callable, Iterator, Sequence
 from ingest.chunking import Chunk
 from ingest.embedding import DEFAULT_EMBEDDER, Embedder, canonical_name
 from ingest.errors import EmbedderMismatch, StoreError, StoreLocked
-from ingest.types import DocumentRecord, SearchHit
+from ingest.types import DocumentRecord, SearchHit, StoreHealth, StoreProblem
 
 DOCUMENTS = "documents"
 META = "meta"
 CHUNKS_PREFIX = "chunks"
 SCHEMA_VERSION = "1"
 RRF_K = 60
+LOCK_FILE = ".write.lock"
+LOCK_OWNER_FILE = ".write.owner"
+DEFAULT_LOCK_WAIT_S = 600.0
+"""How long a second writer waits for the first before giving up with `StoreLocked`."""
 """Reciprocal-rank-fusion constant (Cormack et al. 2009): rank r contributes 1 / (RRF_K + r)."""
 
 _HIT_COLUMNS = ["chunk_id", "doc_id", "path", "doc_title", "title", "text", "ordinal", "page_start", "page_end",
@@ -67,6 +71,17 @@ def doc_id_for(path: str | Path) -> str:
     return hashlib.sha1(str(Path(path).expanduser().resolve()).encode("utf-8")).hexdigest()[:16]
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _command_line() -> str:
+    import sys
+
+    args = [Path(sys.argv[0]).name if sys.argv else "python"] + sys.argv[1:4]
+    return " ".join(args)[:120]
+
+
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -79,8 +94,9 @@ class DocumentStore:
     """Documents and their embedded passages in an embedded LanceDB folder; search by vector, text or both."""
 
     def __init__(self, path: Path, db, *, embedder: str, vector_index_threshold: int, embed_batch_size: int,
-                 allow_embedder_change: bool) -> None:
+                 allow_embedder_change: bool, lock_wait_s: float = DEFAULT_LOCK_WAIT_S) -> None:
         self.path = path
+        self.lock_wait_s = lock_wait_s
         self._db = db
         self.embedder_name = canonical_name(embedder)
         self.vector_index_threshold = vector_index_threshold
@@ -100,7 +116,8 @@ class DocumentStore:
 
     @classmethod
     def open(cls, path: str | Path, *, embedder: str = DEFAULT_EMBEDDER, vector_index_threshold: int = 20_000,
-             embed_batch_size: int = 32, allow_embedder_change: bool = False) -> "DocumentStore":
+             embed_batch_size: int = 32, allow_embedder_change: bool = False,
+             lock_wait_s: float = DEFAULT_LOCK_WAIT_S) -> "DocumentStore":
         """Open (creating when missing) the store at `path`. Raises `EmbedderMismatch` when the store's vectors
         come from another embedding model, unless `allow_embedder_change` (what `reindex` uses)."""
         # LanceDB's Rust core logs warnings (e.g. "creating dataset") to stderr; only errors concern users.
@@ -117,7 +134,8 @@ class DocumentStore:
         # while the app is open).
         db = lancedb.connect(str(path), read_consistency_interval=timedelta(0))
         store = cls(path, db, embedder=embedder, vector_index_threshold=vector_index_threshold,
-                    embed_batch_size=embed_batch_size, allow_embedder_change=allow_embedder_change)
+                    embed_batch_size=embed_batch_size, allow_embedder_change=allow_embedder_change,
+                    lock_wait_s=lock_wait_s)
         store.recover()
         return store
 
@@ -287,39 +305,67 @@ class DocumentStore:
     # --- writing -----------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def write_lock(self, *, wait_s: float = 5.0) -> Iterator[None]:
-        """Exclusive right to write, across threads and processes. Released by the OS if the process dies."""
+    def write_lock(self, *, wait_s: float | None = None,
+                   on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Exclusive right to write, across threads and processes; the OS drops it if the process dies.
+
+        A second writer waits (up to `wait_s`, default `lock_wait_s`) instead of failing: an ingest started in
+        the app while the CLI ingests simply queues. `on_wait` hears, once, who holds the lock, so the waiting
+        writer can say why nothing happens yet. Past the limit: `StoreLocked` naming the holder."""
         with self._write_mutex:
             if self._write_depth == 0:
-                self._lock_file = self._acquire_file_lock(wait_s)
+                self._lock_file = self._acquire_file_lock(self.lock_wait_s if wait_s is None else wait_s, on_wait)
             self._write_depth += 1
             try:
                 yield
             finally:
                 self._write_depth -= 1
                 if self._write_depth == 0 and self._lock_file is not None:
-                    self._lock_file.close()  # closing the descriptor drops the flock
+                    with contextlib.suppress(OSError):
+                        (self.path / LOCK_OWNER_FILE).unlink()
+                    self._lock_file.release()
                     self._lock_file = None
 
-    def _acquire_file_lock(self, wait_s: float):
-        handle = open(self.path / ".write.lock", "a+")
+    def _acquire_file_lock(self, wait_s: float, on_wait: Callable[[str], None] | None):
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK_FILE), thread_local=False, preserve_lock_file=True)
         try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no cross-process lock, in-process mutex only
-            return handle
-        deadline = time.monotonic() + wait_s
-        while True:
+            lock.acquire(timeout=0)
+        except Timeout:
+            holder = self.lock_holder()
+            if wait_s <= 0:
+                raise StoreLocked(self._locked_message(holder, waited=None)) from None
+            if on_wait is not None:
+                on_wait(f"waiting for {holder or 'another selfrag-chat process'} to finish writing to the store "
+                        f"(up to {_duration(wait_s)})")
             try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return handle
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.close()
-                    raise StoreLocked(
-                        f"Another selfrag-chat process is writing to the store at {self.path} (an ingest, rm or "
-                        f"reindex). Wait for it to finish, then run the command again."
-                    ) from None
-                time.sleep(0.1)
+                lock.acquire(timeout=wait_s, poll_interval=0.1)
+            except Timeout:
+                raise StoreLocked(self._locked_message(self.lock_holder() or holder, waited=wait_s)) from None
+        try:
+            owner = self.path / LOCK_OWNER_FILE
+            owner.write_text(json.dumps({"pid": os.getpid(), "command": _command_line(), "since": time.time()}),
+                             encoding="utf-8")
+        except OSError:
+            pass  # the holder's description is a courtesy; the lock itself is what matters
+        return lock
+
+    def lock_holder(self) -> str | None:
+        """Who writes to the store now, in words ("pid 4242 (selfrag-chat ingest ~/papers) since 09:12"), from
+        the note the holder left; None when nobody holds the lock or the note is unreadable."""
+        try:
+            info = json.loads((self.path / LOCK_OWNER_FILE).read_text(encoding="utf-8"))
+            since = time.strftime("%H:%M:%S", time.localtime(float(info["since"])))
+            return f"pid {int(info['pid'])} ({info.get('command') or 'selfrag-chat'}) since {since}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _locked_message(self, holder: str | None, waited: float | None) -> str:
+        who = holder or "another selfrag-chat process"
+        after = f" after waiting {_duration(waited)}" if waited else ""
+        return (f"The store at {self.path} is still being written by {who} (an ingest, rm or reindex){after}. "
+                f"Wait for it to finish, then run the command again.")
 
     def recover(self) -> None:
         """Finish or undo what a killed writer left half done (see the module docstring). Skipped while another
@@ -646,6 +692,68 @@ class DocumentStore:
                 self.build_vector_index()
             new.optimize()
             return done
+
+    def health(self) -> StoreHealth:
+        """What `doctor` reports: tables, counts, failures, embedder, indexes, versions, and each problem found
+        with the command that fixes it. Reads only; safe while another process writes."""
+        tables = tuple(sorted(self._table_names()))
+        records = self.documents()
+        ok = [r for r in records if r.status == "ok"]
+        failed = tuple((r.path, r.error or "failed") for r in records if r.status == "failed")
+        partial = tuple((r.path, "; ".join(r.warnings)) for r in records if r.status == "ok" and r.warnings)
+        self._meta = self._read_meta()
+        table = self._chunks()
+        chunks = table.count_rows() if table is not None else 0
+        indices = list(table.list_indices()) if table is not None else []
+        vector_index = any("vector" in i.columns for i in indices)
+        fts_index = any("fts_text" in i.columns and str(i.index_type).upper() == "FTS" for i in indices)
+        versions = len(table.list_versions()) if table is not None else 0
+        stored = self.stored_embedder
+        dimension = int(self._meta.get("dimension") or 0) or None
+        needed = chunks >= self.vector_index_threshold
+        problems: list[StoreProblem] = []
+        if stored is not None and stored != self.embedder_name and ok:
+            problems.append(StoreProblem(
+                f"vectors come from '{stored}' but '{self.embedder_name}' is configured",
+                f"set store.embedder back to '{stored}', or run `selfrag-chat reindex --embedder "
+                f"{self.embedder_name}`"))
+        if table is not None and not fts_index:
+            problems.append(StoreProblem("the full-text index is missing: keyword and hybrid search find nothing",
+                                         "run `selfrag-chat reindex`"))
+        if needed and not vector_index:
+            problems.append(StoreProblem(
+                f"{chunks} passages and no vector index: each search scans every vector",
+                "ingest again (it builds the index when the store is big enough) or run `selfrag-chat reindex`"))
+        expected = sum(r.chunks for r in ok)
+        if expected != chunks:
+            problems.append(StoreProblem(
+                f"the documents table lists {expected} passages but the chunks table holds {chunks} "
+                f"(a writer was interrupted)",
+                "run `selfrag-chat ingest` on the same folders again; opening the store repairs leftovers"))
+        if failed:
+            problems.append(StoreProblem(f"{len(failed)} document(s) failed to ingest",
+                                         "see why with `selfrag-chat docs`; fix or remove the files and ingest "
+                                         "again"))
+        return StoreHealth(
+            path=str(self.path), tables=tables, documents=len(ok), failed=len(failed), failed_docs=failed,
+            partial_docs=partial, chunks=chunks, embedder_stored=stored, embedder_configured=self.embedder_name,
+            dimension=dimension, vector_index=vector_index, vector_index_needed=needed,
+            vector_index_threshold=self.vector_index_threshold, fts_index=fts_index, versions=versions,
+            locked_by=self._holder_if_locked(), problems=tuple(problems))
+
+    def _holder_if_locked(self) -> str | None:
+        """Who holds the write lock, or None when it is free (checked without waiting)."""
+        if self._write_depth:
+            return f"this process (pid {os.getpid()})"
+        from filelock import FileLock, Timeout
+
+        probe = FileLock(str(self.path / LOCK_FILE), thread_local=False, preserve_lock_file=True)
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            return self.lock_holder() or "another process"
+        probe.release()
+        return None
 
     def stats(self) -> dict[str, object]:
         records = self.documents()

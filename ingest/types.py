@@ -60,6 +60,8 @@ class IngestProgress:
     chunks_done: int = 0
     eta_seconds: float | None = None
     phase: str = "scanning"
+    note: str | None = None
+    """A line for the user about the current phase, e.g. who holds the store while this ingest is "waiting"."""
 
 
 @dataclass
@@ -75,3 +77,45 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+@dataclass(frozen=True)
+class StoreProblem:
+    """Something wrong with the store, and the command or setting that fixes it."""
+
+    problem: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """The store's state for `doctor`: everything it needs without reaching into the store's internals."""
+
+    path: str
+    tables: tuple[str, ...]
+    documents: int
+    """Documents ingested (status ok)."""
+    failed: int
+    failed_docs: tuple[tuple[str, str], ...]
+    """(path, reason) of each failed document."""
+    partial_docs: tuple[tuple[str, str], ...]
+    """(path, warnings) of documents that loaded with something to know (skipped pages, fallback encoding)."""
+    chunks: int
+    embedder_stored: str | None
+    """The model the stored vectors come from; None before the first write."""
+    embedder_configured: str
+    dimension: int | None
+    vector_index: bool
+    vector_index_needed: bool
+    """The store is past `vector_index_threshold` passages, where brute-force search gets slow."""
+    vector_index_threshold: int
+    fts_index: bool
+    versions: int
+    """Versions of the chunks table kept on disk (optimize drops old ones)."""
+    locked_by: str | None
+    """Who is writing to the store right now, or None."""
+    problems: tuple[StoreProblem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
