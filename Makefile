@@ -18,13 +18,33 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==0.3.36" -d $(VENV)/sdist
 	touch $(STAMP)
 
-install: $(STAMP)
+# The vLLM contract tests run against vLLM's own Python code (request validation, output classes, the OpenAI
+# server's request and response models), which imports on a machine without a GPU. A full `pip install vllm` would
+# replace this project's torch and transformers pins (it requires a CUDA torch and transformers<5.20), so vLLM goes
+# without its dependencies into a second venv layered over .venv (it sees .venv's packages through a .pth line),
+# with the small packages its imports need. The app's .venv stays as it was (`pip check` clean, no vLLM).
+VLLM_VENV := $(VENV)/vllm-contract
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): $(STAMP)
+	test -x $(VLLM_PY) || $(PY) -m venv $(VLLM_VENV)
+	echo "import site; site.addsitedir('$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')')" \
+		> "$$($(VLLM_PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/selfrag-venv.pth"
+	$(VLLM_PY) -m pip install -q --no-deps "vllm==0.32.0"
+	$(VLLM_PY) -m pip install -q "msgspec==0.23.0" "cbor2==6.3.0" "psutil==7.2.2" "pyzmq==27.3.0" \
+		"aiohttp==3.14.5" "requests==2.34.2" "openai==3.57.0" "openai-harmony==0.0.8" "sniffio==1.3.1" \
+		"pybase64==1.5.1" "cachetools==8.0.2" "uvloop==0.23.0" "py-cpuinfo==9.0.0" "prometheus-client==0.26.0"
+	touch $(VLLM_STAMP)
+
+install: $(STAMP) $(VLLM_STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/selfrag-chat --demo
 
-test: $(STAMP)
+test: $(STAMP) $(VLLM_STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(VLLM_PY) -m pytest -q tests/test_engine_vllm_*.py
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -4,10 +4,13 @@ Why it is written this way:
 
 - All prompts of one decoder step (the K passage candidates) go to vLLM together, so they are scheduled as one
   continuous batch; prefix caching is on, so the shared instruction prefix is computed once per step.
-- The reflection ids' logprobs are asked for directly with `SamplingParams.logprob_token_ids` where the installed
-  vLLM has it (`logprob_source="exact"`). Older versions get the top `k <= 20` logprobs and the -100 rule for ids
-  outside them (`logprob_source="topk"`). Full-vocabulary or 5,000-id logprob requests, as the official Self-RAG
-  code made, cut throughput several-fold and are never made.
+- The reflection ids' logprobs are asked for directly with `SamplingParams.logprob_token_ids`, the way vLLM's own
+  OpenAI server does: `logprobs=None` with the ids (vLLM 0.32 rejects `logprobs` set to anything but the number of
+  ids). vLLM then returns at every position the sampled token's logprob first, which the sequence score needs, and
+  the ids' (`logprob_source="exact"`). When the installed vLLM lacks the field or rejects that request shape, the
+  engine asks for the top `k <= 20` logprobs instead and counts ids outside them as -100 (`logprob_source="topk"`);
+  `info()` and `doctor` say so and why. Full-vocabulary or 5,000-id logprob requests, as the official Self-RAG code
+  made, cut throughput several-fold and are never made.
 - Logprob values are `Logprob` objects in current vLLM (`.logprob`); the conversion helpers below accept those
   and plain floats, so they are tested without a GPU.
 - Requests are driven step by step through `LLM.llm_engine` so a set cancel event aborts them between tokens,
@@ -141,19 +144,70 @@ def has_logprob_token_ids(sampling_params_cls: Any) -> bool:
 class LogprobRequest:
     """How reflection logprobs are asked of vLLM for one call."""
 
-    logprobs: int
+    logprobs: int | None
     logprob_token_ids: tuple[int, ...] | None
     source: LogprobSource
 
+    def sampling_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"logprobs": self.logprobs}
+        if self.logprob_token_ids is not None:
+            kwargs["logprob_token_ids"] = list(self.logprob_token_ids)
+        return kwargs
+
 
 def plan_logprob_request(score_ids: Sequence[int], *, exact_supported: bool, max_logprobs: int) -> LogprobRequest:
-    """Exact ids when vLLM supports it; otherwise top-k capped by `max_logprobs` (and at 20)."""
+    """Exact ids when vLLM takes them; otherwise top-k capped by `max_logprobs` (and at 20).
+
+    The exact request leaves `logprobs` unset, as vLLM's server does: the sampled token's logprob comes back at
+    every position anyway. With no ids to score, `logprobs=0` asks for the sampled token's logprob alone.
+    """
     ids = tuple(dict.fromkeys(int(i) for i in score_ids))
-    if exact_supported and ids:
-        # logprobs=0 still returns the sampled token's logprob, which the sequence score needs.
-        return LogprobRequest(logprobs=0, logprob_token_ids=ids, source="exact")
+    if exact_supported:
+        if not ids:
+            return LogprobRequest(logprobs=0, logprob_token_ids=None, source="exact")
+        return LogprobRequest(logprobs=None, logprob_token_ids=ids, source="exact")
     top_k = max(1, min(DEFAULT_TOP_LOGPROBS, max_logprobs))
     return LogprobRequest(logprobs=top_k, logprob_token_ids=None, source="topk")
+
+
+@dataclass(frozen=True)
+class VocabularyLimits:
+    """What vLLM's logprob validation reads from the model config: vocabulary size, `max_logprobs`, context."""
+
+    vocab_size: int
+    max_logprobs: int
+    max_model_len: int = 4096
+
+    def get_vocab_size(self) -> int:
+        return self.vocab_size
+
+
+def rejected_request_shape(
+    sampling_params_cls: Any, *, score_ids: Sequence[int], vocab_size: int, max_logprobs: int
+) -> str | None:
+    """Why this vLLM refuses the exact-ids request shape, or None when it takes it.
+
+    Builds the `SamplingParams` the engine sends and runs vLLM's own logprob validation on it (the check vLLM makes
+    in `add_request`), against the model's vocabulary size and `max_logprobs`. Used at load and by `doctor`.
+    """
+    if not has_logprob_token_ids(sampling_params_cls):
+        return "this vLLM's SamplingParams has no logprob_token_ids field"
+    plan = plan_logprob_request(score_ids, exact_supported=True, max_logprobs=max_logprobs)
+    try:
+        params = sampling_params_cls(temperature=0.0, max_tokens=1, **plan.sampling_kwargs())
+        validate = getattr(params, "_validate_logprobs", None)
+        if validate is not None:
+            validate(VocabularyLimits(vocab_size=vocab_size, max_logprobs=max_logprobs))
+    except Exception as exc:  # noqa: BLE001 - vLLM raises ValueError, TypeError or its own VLLMValidationError
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def is_request_rejection(exc: BaseException) -> bool:
+    """Whether `exc` is vLLM refusing a request's parameters (not a crash of the engine)."""
+    if isinstance(exc, (ValueError, TypeError)):
+        return True
+    return any(cls.__name__ in ("VLLMValidationError", "VLLMClientError") for cls in type(exc).__mro__)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -188,9 +242,30 @@ class VllmEngine:
         self.max_context = max_context
         self.max_logprobs = max_logprobs
         self.eos_token_id = int(self._tokenizer.eos_token_id)
-        self.exact_logprobs = has_logprob_token_ids(self._sampling_params_cls)
+        self.logprob_fallback = rejected_request_shape(
+            self._sampling_params_cls,
+            score_ids=self._reflection_ids(),
+            vocab_size=self._vocab_size(),
+            max_logprobs=max_logprobs,
+        )
+        """Why reflection logprobs are top-k instead of exact (None while exact)."""
         self._request_ids = itertools.count()
         self._lock = threading.Lock()
+
+    @property
+    def exact_logprobs(self) -> bool:
+        return self.logprob_fallback is None
+
+    def _reflection_ids(self) -> list[int]:
+        from selfrag_tui.reflection import REFLECTION_TOKENS
+
+        ids = [self.token_id(token) for token in REFLECTION_TOKENS]
+        return [i for i in ids if i is not None]
+
+    def _vocab_size(self) -> int:
+        config = getattr(getattr(self._llm, "llm_engine", None), "model_config", None)
+        get_vocab_size = getattr(config, "get_vocab_size", None)
+        return int(get_vocab_size()) if get_vocab_size is not None else len(self._tokenizer)
 
     @classmethod
     def load(
@@ -244,29 +319,33 @@ class VllmEngine:
         return int(token_id)
 
     def info(self) -> EngineInfo:
+        extra = {"max_logprobs": str(self.max_logprobs)}
+        if self.logprob_fallback is not None:
+            extra["logprob_fallback"] = (
+                f"top-{plan_logprob_request((), exact_supported=False, max_logprobs=self.max_logprobs).logprobs} "
+                f"logprobs with the -100 rule, because vLLM refused the exact request: {self.logprob_fallback}"
+            )
         return EngineInfo(
             engine=self.name,
             model=self.model_name,
             device="cuda",
             dtype=str(getattr(self._llm.llm_engine.model_config, "dtype", "auto")),
             logprob_source="exact" if self.exact_logprobs else "topk",
-            extra={"max_logprobs": str(self.max_logprobs)},
+            extra=extra,
         )
 
     # -- generation ------------------------------------------------------------------------------------------------
     def _sampling_params(self, *, max_tokens: int, stop_token_ids: Sequence[int], score_ids: Sequence[int]):
         plan = plan_logprob_request(score_ids, exact_supported=self.exact_logprobs, max_logprobs=self.max_logprobs)
-        kwargs: dict[str, Any] = dict(
+        params = self._sampling_params_cls(
             temperature=0.0,
             max_tokens=max_tokens,
             stop_token_ids=list(stop_token_ids),
             skip_special_tokens=False,
             spaces_between_special_tokens=False,
-            logprobs=plan.logprobs,
+            **plan.sampling_kwargs(),
         )
-        if plan.logprob_token_ids is not None:
-            kwargs["logprob_token_ids"] = list(plan.logprob_token_ids)
-        return self._sampling_params_cls(**kwargs), plan
+        return params, plan
 
     def generate(
         self,
@@ -280,10 +359,18 @@ class VllmEngine:
     ) -> list[Generation]:
         if not prompts:
             return []
-        params, plan = self._sampling_params(
-            max_tokens=max_new_tokens, stop_token_ids=stop_token_ids, score_ids=score_ids
-        )
-        outputs = self._run(prompts, params, cancel=cancel, on_token=on_token if len(prompts) == 1 else None)
+        request = dict(max_tokens=max_new_tokens, stop_token_ids=stop_token_ids, score_ids=score_ids)
+        params, plan = self._sampling_params(**request)
+        stream = on_token if len(prompts) == 1 else None
+        try:
+            outputs = self._run(prompts, params, cancel=cancel, on_token=stream)
+        except Exception as exc:
+            if plan.source != "exact" or not plan.logprob_token_ids or not is_request_rejection(exc):
+                raise
+            # This vLLM refused the exact-ids shape after all: top-k from now on, and say so in info().
+            self.logprob_fallback = f"{type(exc).__name__}: {exc}"
+            params, plan = self._sampling_params(**request)
+            outputs = self._run(prompts, params, cancel=cancel, on_token=stream)
         return [
             generation_from_output(
                 output,
@@ -324,11 +411,14 @@ class VllmEngine:
 
         with self._lock:  # one engine loop at a time: requests of two callers must not interleave
             ids = [f"selfrag-{next(self._request_ids)}" for _ in prompts]
-            for request_id, prompt in zip(ids, prompts):
-                engine.add_request(request_id, self._tokens_prompt(prompt), params)
+            added: list[str] = []
             finished: dict[str, Any] = {}
             streamed = 0
             try:
+                for request_id, prompt in zip(ids, prompts):
+                    # vLLM validates the sampling parameters here and raises on a shape it refuses.
+                    engine.add_request(request_id, self._tokens_prompt(prompt), params)
+                    added.append(request_id)
                 while engine.has_unfinished_requests():
                     if cancel is not None and cancel.is_set():
                         raise GenerationCancelled()
@@ -342,7 +432,7 @@ class VllmEngine:
                         if result.finished:
                             finished[result.request_id] = output
             except BaseException:
-                pending = [request_id for request_id in ids if request_id not in finished]
+                pending = [request_id for request_id in added if request_id not in finished]
                 if pending:
                     engine.abort_request(pending)
                 raise
