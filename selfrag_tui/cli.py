@@ -28,6 +28,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("reindex", "re-embed every document with the configured embedding model"),
     ("ask", "answer one question and print it with critiques and sources"),
     ("doctor", "check GPU, engines, model, store and paths; say how to fix problems"),
+    ("model", "set up the Self-RAG model: list, recommend, download, verify, use, rm, convert"),
 )
 
 # Settings sections offered as flags, per command ("" = the app). Global ones go everywhere.
@@ -121,6 +122,9 @@ def flag_layers(args: argparse.Namespace) -> list[tuple[dict[str, dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> int:
+    from selfrag_tui.application.offline import stay_offline
+
+    stay_offline()  # every model, tokenizer and embedder load reads local files; only `model download` lifts it
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "demo"):
