@@ -24,16 +24,15 @@ TARGET_S = 1.0
 CHILD = r"""
 import time, sys, json, asyncio
 started = float(sys.argv[1])
-from selfrag_tui.application import services
-from selfrag_tui.application.settings import Settings
+from selfrag_tui.application.session import Session
+from selfrag_tui.application.settings import resolve
 from selfrag_tui.tui.app import SelfRagApp
 heavy = ("torch", "transformers", "lancedb", "sentence_transformers")
 
 async def main():
-    settings = services.demo_settings(Settings())
-    app = SelfRagApp(settings, base_settings=settings, demo=True)
+    app = SelfRagApp(Session(resolve(), demo=True), ingest_demo_docs=True)
     async with app.run_test(size=(160, 48)) as pilot:
-        while not app.chat.is_mounted:
+        while not app.get_screen("chat").is_mounted:
             await pilot.pause(0.005)
         shown = time.time() - started
         loaded = [m for m in heavy if m in sys.modules]

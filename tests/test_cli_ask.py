@@ -138,13 +138,13 @@ def test_wrong_model_path_is_a_clear_error(demo_env, capsys, tmp_path):
 def test_demo_answers_a_follow_up_on_its_own(demo_env, tiny_engine):
     """The demo model was trained on single questions: demo settings keep earlier turns out of its prompt, so a
     follow-up is answered as if asked alone (with the transcript folded in, it repeats the earlier answer)."""
-    from selfrag_tui.application import services
+    from selfrag_tui.application.session import Session
     from selfrag_tui.application.settings import load_settings
 
-    settings = services.demo_settings(load_settings())
-    assert settings.decoding.history_token_budget == 0
-    decoder = services.build_decoder(settings, tiny_engine, services.ensure_demo_store(settings))
+    session = Session(load_settings(), demo=True, engine=tiny_engine)
+    assert session.settings.decoding.history_token_budget == 0
+    session.ingest_sample_docs()
     earlier = ("What is a chaccu?", "The chaccu is a traditional round-up in which villagers walk in a long line "
                "across the puna and guide wild vicunas into a funnel of rope and cloth to be shorn and released.")
-    answer = decoder.answer("How fine is vicuna fibre?", history=[earlier])
+    answer = session.ask("How fine is vicuna fibre?", history=[earlier])
     assert "12.5 microns" in answer.text and "chaccu" not in answer.text

@@ -1,73 +1,161 @@
-"""Settings precedence: defaults < config.toml < SELFRAG_* environment < command-line flags."""
+"""Settings: one schema, one merge (defaults < config.toml < SELFRAG_* environment < flags < in-app changes), and
+every entry point refusing a bad value before any work starts, with the setting's name, the value, where it came
+from and the allowed range."""
 
 from __future__ import annotations
 
 import pytest
 
 from selfrag_tui.application import locations
-from selfrag_tui.cli import _overrides, build_parser
-from selfrag_tui.application.settings import Settings, load_settings
+from selfrag_tui.application.settings import (
+    SettingsError,
+    load_settings,
+    option_spec,
+    option_specs,
+    resolve,
+    update_settings_file,
+)
+from selfrag_tui.cli import build_parser, flag_layers, main
 
 
 @pytest.fixture
 def config(tmp_path, monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("SELFRAG_"):
+            monkeypatch.delenv(name)
     path = tmp_path / "config.toml"
     monkeypatch.setenv("SELFRAG_CONFIG", str(path))
     monkeypatch.setenv("SELFRAG_DATA_DIR", str(tmp_path / "data"))
-    for name in ("SELFRAG_DECODING__K", "SELFRAG_DECODING__MODE", "SELFRAG_MODEL__ENGINE"):
-        monkeypatch.delenv(name, raising=False)
     return path
+
+
+def settings_from(argv: list[str]):
+    return resolve(flag_layers(build_parser().parse_args(argv)))
 
 
 def test_defaults_are_the_papers(config):
     s = load_settings()
     assert (s.decoding.mode, s.decoding.threshold, s.decoding.k) == ("adaptive", 0.2, 5)
     assert (s.decoding.w_rel, s.decoding.w_sup, s.decoding.w_use, s.decoding.use_seqscore) == (1.0, 1.0, 0.5, True)
-    assert s.decoding.max_new_tokens >= 100
+    assert (s.decoding.beam_width, s.decoding.max_segments) == (2, 6)
+    assert (s.ingest.chunk_words, s.store.search_mode, s.model.engine) == (150, "hybrid", "auto")
 
 
-def test_file_then_env_then_flags(config, monkeypatch):
+def test_file_then_environment_then_flags(config, monkeypatch):
     config.write_text('[decoding]\nk = 3\nmode = "always"\nthreshold = 0.4\n')
     s = load_settings()
     assert (s.decoding.k, s.decoding.mode, s.decoding.threshold) == (3, "always", 0.4)
 
     monkeypatch.setenv("SELFRAG_DECODING__K", "7")
-    s = load_settings()
-    assert (s.decoding.k, s.decoding.mode) == (7, "always")
+    assert load_settings().decoding.k == 7
 
-    args = build_parser().parse_args(["ask", "q", "--k", "9"])
-    s = load_settings(**_overrides(args))
+    s = settings_from(["ask", "q", "--k", "9"])
     assert s.decoding.k == 9
     # A flag changes only its own field; the file's other values stay.
     assert (s.decoding.mode, s.decoding.threshold) == ("always", 0.4)
 
 
-def test_paths_follow_overrides(config, tmp_path):
-    assert locations.config_file() == config
-    assert load_settings().store_path == tmp_path / "data" / "store"
-    args = build_parser().parse_args(["--store", str(tmp_path / "elsewhere"), "docs"])
-    assert load_settings(**_overrides(args)).store_path == tmp_path / "elsewhere"
+def test_in_app_changes_sit_on_top_and_are_validated_the_same_way(config):
+    s = load_settings().with_updates({"decoding": {"k": 4}}, source="the settings screen")
+    assert s.decoding.k == 4
+    with pytest.raises(SettingsError) as info:
+        s.with_updates({"decoding": {"beam_width": 0}}, source="the settings screen")
+    assert "decoding.beam_width = 0 (from the settings screen)" in str(info.value)
+    assert "allowed: 1 to 16" in str(info.value)
 
 
-def test_save_round_trips(config):
-    s = load_settings(decoding={"beam_width": 3, "form": "short"})
-    s.save()
-    again = Settings()
-    assert (again.decoding.beam_width, again.decoding.form) == (3, "short")
+# -- every entry point refuses an out-of-range value, naming it --------------------------------------------------
 
 
-def test_invalid_setting_is_named(config, capsys):
-    from selfrag_tui.cli import main
+def test_a_flag_out_of_range_is_refused_before_any_work(config, capsys):
+    assert main(["ask", "--demo", "--threshold", "7", "How often should I water tomatoes?"]) == 2
+    err = capsys.readouterr().err
+    assert "decoding.threshold = 7 (from --threshold)" in err and "allowed: 0 to 1" in err
+    assert not (locations.data_dir() / "demo-store").exists(), "nothing was ingested or loaded"
 
-    config.write_text('[decoding]\nmode = "sometimes"\n')
+
+def test_an_environment_value_out_of_range_names_the_variable(config, monkeypatch, capsys):
+    monkeypatch.setenv("SELFRAG_DECODING__K", "0")
     assert main(["docs"]) == 2
     err = capsys.readouterr().err
-    assert "invalid settings" in err and "mode" in err and str(config) in err
+    assert "decoding.k = 0 (from the environment variable SELFRAG_DECODING__K)" in err
+    assert "allowed: 1 to 50" in err
+
+
+def test_a_file_value_out_of_range_names_the_file(config, capsys):
+    config.write_text("[ingest]\nchunk_words = 5\n")
+    assert main(["docs"]) == 2
+    err = capsys.readouterr().err
+    assert f"ingest.chunk_words = 5 (from the settings file {config})" in err and "allowed: 20 to 2000" in err
+
+
+def test_settings_that_contradict_each_other_are_refused(config, capsys):
+    config.write_text("[ingest]\nchunk_words = 100\nchunk_overlap_words = 100\n")
+    assert main(["docs"]) == 2
+    assert "ingest.chunk_overlap_words (100) must be smaller than ingest.chunk_words (100)" in capsys.readouterr().err
+
+
+def test_a_misspelt_setting_is_refused(config, capsys):
+    config.write_text("[decoding]\ntreshold = 0.5\n")
+    assert main(["docs"]) == 2
+    assert "decoding.treshold" in capsys.readouterr().err
+
+
+def test_a_broken_settings_file_says_which_file(config, capsys):
+    config.write_text("[decoding\nk = 3\n")
+    assert main(["docs"]) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and "not valid TOML" in err
+
+
+def test_a_choice_flag_lists_the_choices(config, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ask", "q", "--mode", "sometimes"])
+    err = capsys.readouterr().err
+    assert "adaptive" in err and "always" in err and "never" in err
+
+
+# -- the CLI is generated from the schema -----------------------------------------------------------------------
+
+
+def test_global_options_work_before_or_after_the_command(config, tmp_path):
+    before = settings_from(["--demo", "--store", str(tmp_path / "a"), "ask", "q"])
+    after = settings_from(["ask", "q", "--demo", "--store", str(tmp_path / "a")])
+    assert before == after
+    assert after.store_path == tmp_path / "a"
+    args = build_parser().parse_args(["ask", "--demo", "q"])
+    assert args.demo is True and args.question == "q"
+    args = build_parser().parse_args(["docs", "--engine", "llamacpp"])
+    assert settings_from(["docs", "--engine", "llamacpp"]).model.engine == "llamacpp"
+
+
+def test_every_decoding_and_model_setting_is_a_flag_of_ask(config):
+    help_text = build_parser()._subparsers._group_actions[0].choices["ask"].format_help()
+    for section in ("decoding", "model"):
+        for spec in option_specs(section):
+            if spec.key in ("model.model", "model.engine"):
+                continue  # the global --model / --engine
+            assert spec.flag in help_text, spec.key
+    assert "--use-seqscore" in help_text and "--no-use-seqscore" in help_text
+    assert settings_from(["ask", "q", "--no-use-seqscore", "--dtype", "bfloat16"]).decoding.use_seqscore is False
+
+
+def test_a_setting_knows_its_range_and_parses_typed_input():
+    spec = option_spec("decoding.threshold")
+    assert (spec.minimum, spec.maximum, spec.default, spec.allowed) == (0.0, 1.0, 0.2, "0 to 1")
+    assert spec.parse(" 0.35 ") == 0.35
+    with pytest.raises(ValueError, match="decoding.threshold must be a number"):
+        spec.parse("high")
+    assert option_spec("model.n_threads").parse("") is None
+    assert option_spec("decoding.form").choices == ("long", "short")
+
+
+# -- the settings file -------------------------------------------------------------------------------------------
 
 
 def test_updating_the_file_keeps_what_the_user_wrote_and_never_pins_environment_values(config, monkeypatch):
-    from selfrag_tui.application.settings import update_settings_file
-
     config.write_text('# my settings\n[model]\nmodel = "/models/selfrag-7b"\n[decoding]\nk = 3\n')
     monkeypatch.setenv("SELFRAG_DECODING__BEAM_WIDTH", "4")
     update_settings_file({"decoding": {"threshold": 0.35}})
@@ -78,15 +166,16 @@ def test_updating_the_file_keeps_what_the_user_wrote_and_never_pins_environment_
     assert "beam_width" not in config.read_text()
 
 
-def test_every_decoding_setting_reaches_the_decoder_with_the_same_default(config):
-    """The settings file's [decoding] section and the decoder's DecodingSettings describe the same knobs."""
-    import dataclasses
+def test_a_session_saves_only_what_changed_and_a_demo_never_saves_the_demo_model(config):
+    from selfrag_tui.application.session import Session
 
-    from selfrag_tui.selfrag.types import DecodingSettings
-    from selfrag_tui.application.settings import DecodingSettings
-
-    decoder_defaults = {f.name: f.default for f in dataclasses.fields(DecodingSettings)}
-    for name, field in DecodingSettings.model_fields.items():
-        assert name in decoder_defaults, name
-        assert field.default == decoder_defaults[name], name
-    assert load_settings(decoding={"beam_width": 3}).decode_settings().beam_width == 3
+    session = Session(load_settings(), demo=True)
+    assert "tiny-selfrag" in session.settings.model.model
+    applied = session.update_settings({"decoding": {"k": 3, "threshold": 0.2}})
+    assert applied.saved_to == config and not applied.model_changed
+    saved = config.read_text()
+    assert "k = 3" in saved and "threshold" not in saved and "tiny-selfrag" not in saved
+    assert session.settings.decoding.k == 3 and "tiny-selfrag" in session.settings.model.model
+    with pytest.raises(SettingsError):
+        session.update_settings({"decoding": {"k": 0}})
+    assert session.settings.decoding.k == 3, "a refused change applies nothing"

@@ -91,7 +91,7 @@ def make_app(tui_engine, sample_store, history):
             store=sample_store if store == "sample" else store,
             history=history,
         )
-        return SelfRagApp(session, load_generator=engine is not None)
+        return SelfRagApp(session)
 
     return build
 

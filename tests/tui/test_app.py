@@ -98,7 +98,8 @@ async def test_ingest_sample_docs_from_the_library_while_the_chat_stays_usable(m
         path_input = app.screen.query_one("#path")
         assert path_input.value == "sample_docs/"
         await pilot.press("enter")
-        assert app.session.ingest_running
+        await wait_for(pilot, lambda: app.ingest_status[0] == "busy", what="the ingest to start")
+        assert "Ingest:" in screen_text(app)
 
         await pilot.press("f2")
         await pilot.press(*"llamas?")
