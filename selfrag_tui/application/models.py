@@ -22,6 +22,7 @@ downloaded it. Other tools (`hf`, transformers, `hf cache`) see an ordinary cach
 from __future__ import annotations
 
 import fnmatch
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,6 +343,27 @@ def _verify_tokenizer(folder: Path, result: Verification) -> None:
         vocab = ReflectionVocab.from_engine(view)
     except MissingReflectionTokens as exc:
         result.problems.append(str(exc))
+        return
+    # The checkpoint was trained with the 16 tokens at consecutive ids in this order (32000..32015 in the 7B);
+    # a tokenizer rebuilt from another file (e.g. special_tokens_map.json alone) numbers them differently, and
+    # the model would then read [Relevant] where it wrote [Irrelevant].
+    ids = [vocab.ids[t] for t in ADDED_TOKENS]
+    if ids != list(range(ids[0], ids[0] + len(ids))):
+        result.problems.append(
+            "its tokenizer numbers the Self-RAG tokens differently from the Self-RAG checkpoint (expected "
+            f"consecutive ids from {ADDED_TOKENS[0]} to {ADDED_TOKENS[-1]}, got {ids[:3]}...): added_tokens.json "
+            "or tokenizer_config.json is missing or from another model"
+        )
+        return
+    try:
+        vocab_size = int(json.loads((folder / "config.json").read_text(encoding="utf-8")).get("vocab_size") or 0)
+    except (OSError, ValueError, AttributeError):
+        vocab_size = 0
+    if vocab_size and max(ids) >= vocab_size:
+        result.problems.append(
+            f"its tokenizer puts Self-RAG tokens at ids up to {max(ids)}, beyond the model's vocabulary of "
+            f"{vocab_size}: the tokenizer and the weights come from different models"
+        )
         return
     result.token_ids = dict(vocab.ids)
 
