@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ingest.loaders import HEADING_SEPARATOR, LoadedDocument
+from ingest.loaders import HEADING_SEPARATOR, LOADER_VERSION, LoadedDocument
 
 
 # Bump when chunk boundaries change for the same text and settings: stores re-chunk such documents on the next
@@ -20,8 +20,9 @@ CHUNKER_VERSION = 2
 
 
 def chunking_recipe(chunk_words: int, overlap_words: int) -> str:
-    """What decides a document's passages besides its bytes; stored per document to know when to re-chunk."""
-    return f"v{CHUNKER_VERSION}:{chunk_words}/{overlap_words}"
+    """What decides a document's passages besides its bytes; stored per document to know when to re-chunk.
+    The loader's version is part of it: a loader that reads more of a file re-reads it."""
+    return f"v{CHUNKER_VERSION}:{chunk_words}/{overlap_words}:L{LOADER_VERSION}"
 
 
 @dataclass(frozen=True)

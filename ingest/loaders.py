@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
+import threading
+import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +27,47 @@ from ingest.errors import (
 )
 
 PDF_SUFFIXES = {".pdf"}
-MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
-TEXT_SUFFIXES = {".txt", ".text", ".rst", ".org", ".adoc", ""}
+MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd", ".mkdn", ".mdx"}
+TEXT_SUFFIXES = {".txt", ".text", ".rst", ".org", ".adoc", ".asciidoc", ".asc", ""}
 SUPPORTED_SUFFIXES = PDF_SUFFIXES | MARKDOWN_SUFFIXES | TEXT_SUFFIXES
 
-# A PDF whose pages give fewer characters than this in total is treated as a scan.
-MIN_PDF_TEXT_CHARS = 20
+# Bump when the text a loader gives for the same bytes changes: failed files are tried again, and stores
+# re-read their documents (the version is part of each document's recipe).
+LOADER_VERSION = 2
+
+# A PDF whose pages give fewer characters than this in total (after dropping whitespace) is treated as a scan.
+# Short real text ("Hello, world!") is still text; a scan's text layer is empty or a few stray marks.
+MIN_PDF_TEXT_CHARS = 3
 HEADING_SEPARATOR = " > "
+
+PDF_TIME_BUDGET_S = 60.0
+"""Seconds a PDF may take to parse, plus `PDF_TIME_PER_PAGE_S` per page: a 500-page filing fits; a file built to
+make the parser spin fails as "too slow to parse" instead of stalling the whole ingest."""
+PDF_TIME_PER_PAGE_S = 1.0
+
+# pypdf's defaults guard against decompression bombs but reject big genuine documents (dense annual reports,
+# filings with large embedded forms). These give ~4x headroom; the time budget above bounds what is left.
+PDF_LIMITS = {
+    "zlib_maximum_output_length": 300_000_000,
+    "lzw_maximum_output_length": 300_000_000,
+    "run_length_maximum_output_length": 300_000_000,
+    "array_based_stream_maximum_output_length": 300_000_000,
+    "maximum_declared_stream_length": 300_000_000,
+    "stream_decoding_work_maximum_length": 1_200_000_000,
+    "stream_parsing_work_maximum_count": 20_000_000,
+    "xform_maximum_invocations_per_extraction": 50_000,
+    "page_tree_maximum_page_entries": 8_000_000,
+}
+
+# Magic numbers of formats users rename or save with a text extension by mistake.
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+    (b"PK\x03\x04", "a ZIP archive (or a Word/Excel/ePub file, which are ZIP archives)"),
+    (b"%PDF-", "a PDF (rename it to .pdf)"), (b"\x1f\x8b", "a gzip archive"), (b"\x7fELF", "a program"),
+    (b"BZh", "a bzip2 archive"), (b"\xfd7zXZ\x00", "an xz archive"), (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"\xd0\xcf\x11\xe0", "an old Word/Excel file (save it as PDF or text)"), (b"SQLite format 3", "a database"),
+    (b"RIFF", "a media file"), (b"ID3", "an MP3 file"), (b"OggS", "an audio file"), (b"\x00\x00\x00", "binary data"),
+)
 
 
 @dataclass(frozen=True)
@@ -52,129 +90,438 @@ class LoadedDocument:
     """Pages of a PDF (including pages without text); 0 for notes."""
     warnings: list[str] = field(default_factory=list)
     """Things the user should know although the file loaded, e.g. a fallback text encoding."""
+    unreadable_pages: dict[int, str] = field(default_factory=dict)
+    """PDF pages (1-based) that could not be parsed -> why, in words; the other pages are indexed."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """Note properties (YAML front matter, Logseq `key:: value` lines): kept apart from the prose."""
 
 
-def load_file(path: str | Path, *, password: str | None = None, data: bytes | None = None) -> LoadedDocument:
+def load_file(path: str | Path, *, password: str | None = None, data: bytes | None = None,
+              time_budget_s: float | None = None) -> LoadedDocument:
     """Load a PDF, Markdown or plain-text file. `data` may carry the file's bytes when the caller already read
-    them (the pipeline does, to hash them), so the file is read once."""
+    them (the pipeline does, to hash them), so the file is read once. `time_budget_s` overrides the PDF parse
+    budget (tests use a tiny one)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise UnsupportedFile(str(path), f"unsupported file type '{suffix}' (supported: PDF, Markdown, plain text)")
+        raise UnsupportedFile(str(path), f"unsupported file type '{path.suffix}' (supported: PDF, Markdown, plain "
+                                         f"text: {', '.join(sorted(s for s in SUPPORTED_SUFFIXES if s))})")
     if data is None:
         data = read_bytes(path)
     if not data.strip():
         raise EmptyDocument(str(path), "empty file: nothing to index")
     if suffix in PDF_SUFFIXES:
-        return _load_pdf(path, data, password)
+        return _load_pdf(path, data, password, time_budget_s)
     text, warnings = decode_text(path, data)
     if not text.strip():
         raise EmptyDocument(str(path), "empty file: nothing to index")
     if suffix in MARKDOWN_SUFFIXES:
         return _load_markdown(path, text, warnings)
-    return LoadedDocument(
-        path=str(path), title=path.stem, sections=[Section(text.strip())], kind="text", warnings=warnings
-    )
+    metadata, text = _property_lines(text)
+    if not text.strip():
+        raise EmptyDocument(str(path), "no text besides properties: nothing to index")
+    return LoadedDocument(path=str(path), title=metadata.get("title") or path.stem,
+                          sections=[Section(text.strip())], kind="text", warnings=warnings, metadata=metadata)
 
 
 def read_bytes(path: Path) -> bytes:
-    """Read a file, turning OS errors into a reason the user can act on."""
+    """Read a regular file, turning OS errors into a reason the user can act on. FIFOs, sockets and devices are
+    refused before opening: reading one would block forever or never end."""
+    import errno
+    import stat
+
     try:
-        return path.read_bytes()
-    except PermissionError:
-        raise UnreadableFile(str(path), "permission denied: cannot read the file (check its permissions)") from None
-    except FileNotFoundError:
-        raise UnreadableFile(str(path), "file not found (a broken link, or it was deleted while ingesting)") from None
-    except IsADirectoryError:
-        raise UnreadableFile(str(path), "is a folder, not a file") from None
+        info = path.stat()
     except OSError as exc:
-        raise UnreadableFile(str(path), f"cannot read the file: {exc.strerror or exc}") from None
+        raise _os_error(path, exc) from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise UnreadableFile(str(path), "is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode)
+                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file")
+        raise UnreadableFile(str(path), f"is {kind}, not a regular file: skipped")
+    try:
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | getattr(os, "O_NONBLOCK", 0))) as f:
+            return f.read()
+    except OSError as exc:
+        if exc.errno == errno.EISDIR:
+            raise UnreadableFile(str(path), "is a folder, not a file") from exc
+        raise _os_error(path, exc) from exc
+
+
+def _os_error(path: Path, exc: OSError) -> UnreadableFile:
+    import errno
+
+    if isinstance(exc, PermissionError):
+        return UnreadableFile(str(path), "permission denied: cannot read the file (check its permissions)")
+    if exc.errno == errno.ELOOP:
+        return UnreadableFile(str(path), "symbolic link loop: the link points (through other links) back to "
+                                         "itself; fix or delete the link")
+    if isinstance(exc, FileNotFoundError):
+        return UnreadableFile(str(path), "file not found (a broken link, or it was deleted while ingesting)")
+    return UnreadableFile(str(path), f"cannot read the file: {exc.strerror or exc}")
+
+
+# --- text --------------------------------------------------------------------------------------------------------
+
+
+def sniff_binary(data: bytes) -> str | None:
+    """What a file is when its first bytes say it is not text ("a PNG image"), else None."""
+    for magic, what in _MAGIC:
+        if data.startswith(magic):
+            return what
+    return None
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Whether a file without an extension is a note worth reading: no known binary signature, no NUL bytes,
+    and it decodes to mostly printable characters."""
+    head = data[:8192]
+    if not head.strip() or sniff_binary(head) or b"\x00" in head:
+        return False
+    text = head.decode("utf-8", errors="replace")
+    return _noise_ratio(text) < 0.02
+
+
+def _noise_ratio(text: str) -> float:
+    """Share of characters that are control characters, replacement marks or private-use code points: near 0
+    in any real text, high in binary data decoded as text."""
+    if not text:
+        return 0.0
+    noise = sum(1 for ch in text if (unicodedata.category(ch) in ("Cc", "Co", "Cs", "Cn") and ch not in "\t\n\r\f")
+                or ch == "\ufffd")
+    return noise / len(text)
 
 
 def decode_text(path: Path, data: bytes) -> tuple[str, list[str]]:
-    """Decode a note: UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252 / Latin-1 with a warning.
+    """Decode a note: UTF-8 (with or without BOM), UTF-16 (with a BOM, or recognised by its zero bytes), else
+    Windows-1252 / Latin-1 with a warning. Binary data under a text name is refused, never indexed as noise.
 
     Notes written on older systems are often Windows-1252; refusing them would lose the whole file over a few
     accented letters, so they load and the summary says which encoding was assumed.
     """
+    what = sniff_binary(data)
+    if what is not None:
+        raise UnsupportedFile(str(path), f"not text: the file is {what} with a text file name")
+    warnings: list[str] = []
+    text = None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16"), []
+            text = data.decode("utf-16")
         except UnicodeDecodeError:
             pass
-    try:
-        return data.decode("utf-8-sig"), []
-    except UnicodeDecodeError as exc:
-        first_bad = exc.start
-    head = data[:8192]
-    if head.count(b"\x00") > len(head) // 10:
-        raise UnsupportedFile(str(path), "looks like a binary file, not text")
-    for encoding, label in (("cp1252", "Windows-1252"), ("latin-1", "Latin-1")):
+    if text is None:
+        utf16 = _utf16_without_bom(data)
+        if utf16 is not None:
+            text = data.decode(utf16, errors="replace")
+            warnings.append(f"no byte-order mark; read as {utf16.upper()} from its zero bytes")
+    if text is None:
         try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            first_bad = exc.start
+            head = data[:8192]
+            if head.count(b"\x00") > len(head) // 10:
+                raise UnsupportedFile(str(path), "looks like a binary file, not text") from None
+            try:
+                text, label = data.decode("cp1252"), "Windows-1252"
+            except UnicodeDecodeError:
+                text, label = data.decode("latin-1"), "Latin-1"
+            warnings.append(f"not valid UTF-8 (first bad byte at offset {first_bad}); read as {label}: check "
+                            f"accented characters, or convert the file to UTF-8")
+    noise = _noise_ratio(text)
+    if noise > 0.05:
+        raise UnsupportedFile(str(path), f"not text: {noise:.0%} of it are control characters or undecodable bytes "
+                                         f"(binary data, or a damaged file)")
+    if noise > 0.001:
+        warnings.append(f"{noise:.1%} control characters or undecodable bytes (a damaged file?); they are dropped")
+    if noise:
+        text = "".join(ch for ch in text if not ((unicodedata.category(ch) in ("Cc", "Co", "Cs", "Cn")
+                                                  and ch not in "\t\n\r\f") or ch == "\ufffd"))
+    return text, warnings
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 text saved without a byte-order mark: every other byte is zero for Latin-script text."""
+    head = data[:4096]
+    if len(head) < 8 or len(head) % 2:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) > len(odd) * 0.7 and even.count(0) < len(even) * 0.1:
+        encoding = "utf-16-le"
+    elif even.count(0) > len(even) * 0.7 and odd.count(0) < len(odd) * 0.1:
+        encoding = "utf-16-be"
+    else:
+        return None
+    sample = head.decode(encoding, errors="replace")
+    # Text has spaces or line breaks between its words; binary data with a zero byte every other byte has not.
+    if sum(ch.isspace() for ch in sample) < len(sample) * 0.02 or _noise_ratio(sample) > 0.01:
+        return None
+    return encoding
+
+
+_LOGSEQ_PROPERTY = re.compile(r"^\s*(?:-\s+)?([A-Za-z][\w-]*)::\s*(.*?)\s*$")
+
+
+def _property_lines(text: str) -> tuple[dict[str, str], str]:
+    """Logseq/Org-roam style `key:: value` lines are note metadata, not prose: lifted out into a dict."""
+    metadata: dict[str, str] = {}
+    kept: list[str] = []
+    for line in text.splitlines():
+        match = _LOGSEQ_PROPERTY.match(line)
+        if match:
+            metadata.setdefault(match.group(1).lower(), match.group(2))
             continue
-        return text, [f"not valid UTF-8 (first bad byte at offset {first_bad}); read as {label}: check accented "
-                      f"characters, or convert the file to UTF-8"]
-    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+        kept.append(line)
+    return metadata, "\n".join(kept) if metadata else text
 
 
 # --- PDF ---------------------------------------------------------------------------------------------------------
 
 
-def _load_pdf(path: Path, data: bytes, password: str | None) -> LoadedDocument:
-    from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError, WrongPasswordError
+class _ParseTimeout(Exception):
+    """Raised inside the parsing thread when a PDF runs past its time budget."""
 
-    logging.getLogger("pypdf").setLevel(logging.ERROR)  # pypdf logs every repaired xref; the reasons we give suffice
-    if not data.lstrip().startswith(b"%PDF"):
-        raise CorruptFile(str(path), "not a PDF (no %PDF header): damaged file, or a different format renamed .pdf")
+
+class _Deadline:
+    """Interrupts the current thread with `_ParseTimeout` once `seconds` pass. pypdf is pure Python, so the
+    asynchronous exception lands between two bytecodes of whatever loop a hostile file drives it into."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._thread_id = threading.get_ident()
+        self._lock = threading.Lock()
+        self._done = False
+        self.fired = False
+        self._started = time.monotonic()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def extend_to(self, seconds: float) -> None:
+        """Make the whole budget `seconds`, counted from the start."""
+        with self._lock:
+            if self._done or self.fired:
+                return
+            self._timer.cancel()
+            self.seconds = seconds
+            self._timer = threading.Timer(max(0.0, seconds - (time.monotonic() - self._started)), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        import ctypes
+
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id),
+                                                       ctypes.py_object(_ParseTimeout))
+
+    def __enter__(self) -> "_Deadline":
+        self._started = time.monotonic()
+        self._timer.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import ctypes
+
+        with self._lock:
+            self._done = True
+            self._timer.cancel()
+            if self.fired and exc_type is not _ParseTimeout:
+                # Fired but not yet delivered: withdraw it so it cannot surface in unrelated code.
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
+
+
+class _PypdfLog(logging.Handler):
+    """Collects what pypdf logs while it reads a page: it repairs or skips broken content with a log line and
+    returns empty text, which would otherwise pass for a blank page."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: float | None) -> LoadedDocument:
+    from pypdf import PdfReader, apply_configuration
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, WrongPasswordError
+
+    pypdf_logger = logging.getLogger("pypdf")
+    pypdf_logger.setLevel(logging.ERROR)  # pypdf logs every repaired xref; the reasons we give suffice
+    header = data.find(b"%PDF-", 0, 65536)
+    if header < 0:
+        what = sniff_binary(data)
+        raise CorruptFile(str(path), "not a PDF (no %PDF header): " + (
+            f"the file is {what} renamed .pdf" if what else "damaged file, or a different format renamed .pdf"))
+    data = data[header:]  # a mail or download wrapper before the header; offsets count from the header
+    budget = time_budget_s
+    sections: list[Section] = []
+    unreadable: dict[int, str] = {}
+    page_count = 0
+    log = _PypdfLog()
+    pypdf_logger.addHandler(log)
+    pypdf_logger.setLevel(logging.WARNING)  # heard by `log` only: pypdf's warnings name a page's damage
+    pypdf_logger.propagate = False
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            _decrypt(reader, path, password)
-        page_count = len(reader.pages)
-        sections: list[Section] = []
-        for number, page in enumerate(reader.pages, start=1):
-            text = _clean_pdf_text(page.extract_text() or "")
-            if text.strip():
-                sections.append(Section(text, page=number))
-        title = _pdf_title(reader, path)
-    except LoadError:
-        raise
-    except (FileNotDecryptedError, WrongPasswordError):
-        raise _encrypted(path, password) from None
-    except (PdfReadError, ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, OSError) as exc:
-        raise CorruptFile(str(path), f"damaged or truncated PDF, cannot be parsed ({_short(exc)})") from None
-    except Exception as exc:  # pypdf raises assorted errors on malformed input; none must stop the other files
-        raise CorruptFile(str(path), f"damaged PDF, cannot be parsed ({type(exc).__name__}: {_short(exc)})") from None
+        with apply_configuration(**PDF_LIMITS), _Deadline(budget if budget is not None else PDF_TIME_BUDGET_S) as deadline:
+            try:
+                reader = PdfReader(io.BytesIO(data))
+                if reader.is_encrypted:
+                    _decrypt(reader, path, password)
+                page_count = len(reader.pages)
+                if budget is None:  # a big document gets time in proportion to its pages
+                    deadline.extend_to(PDF_TIME_BUDGET_S + PDF_TIME_PER_PAGE_S * page_count)
+            except LoadError:
+                raise
+            except (FileNotDecryptedError, WrongPasswordError) as exc:
+                raise _encrypted(path, password) from exc
+            except _ParseTimeout:
+                raise
+            except LimitReachedError as exc:
+                raise CorruptFile(str(path), f"too large to parse: over a safety limit of the PDF reader "
+                                             f"({_short(exc)})") from exc
+            except RecursionError as exc:
+                raise CorruptFile(str(path), "damaged PDF: its structure nests too deep to parse") from exc
+            except Exception as exc:  # pypdf raises assorted errors on malformed input
+                raise CorruptFile(str(path), f"damaged or truncated PDF, cannot be parsed "
+                                             f"({_describe(exc)})") from exc
+            for number in range(1, page_count + 1):
+                del log.messages[:]
+                try:
+                    text = _clean_pdf_text(reader.pages[number - 1].extract_text() or "")
+                except _ParseTimeout:
+                    raise
+                except (FileNotDecryptedError, WrongPasswordError) as exc:
+                    raise _encrypted(path, password) from exc
+                except Exception as exc:  # one bad page costs that page, not the document
+                    unreadable[number] = _page_reason(exc)
+                    continue
+                if text.strip():
+                    sections.append(Section(text, page=number))
+                elif log.messages:
+                    unreadable[number] = _page_reason(None, log.messages[0])
+            title = _pdf_title(reader, path)
+            sections.extend(_form_fields(reader, page_count))
+    except _ParseTimeout as exc:
+        done = f" (stopped at page {len(sections) + len(unreadable) + 1} of {page_count})" if page_count else ""
+        raise CorruptFile(str(path), f"too slow to parse: over the {deadline.seconds:g} s budget for a PDF of "
+                                     f"this size{done}; the file may be built to stall readers") from exc
+    finally:
+        pypdf_logger.removeHandler(log)
+        pypdf_logger.setLevel(logging.ERROR)
+        pypdf_logger.propagate = True
     if page_count == 0:
         raise CorruptFile(str(path), "PDF with no pages (damaged or truncated)")
-    if sum(len(s.text.strip()) for s in sections) < MIN_PDF_TEXT_CHARS:
+    if unreadable and not sections:
+        raise CorruptFile(str(path), f"no page could be read: {_pages_text(unreadable)}")
+    if sum(len("".join(s.text.split())) for s in sections) < MIN_PDF_TEXT_CHARS:
         raise NoExtractableText(
             str(path),
             f"no extractable text in {page_count} page{'s' if page_count != 1 else ''}: looks scanned; run OCR "
             f"first (e.g. `ocrmypdf in.pdf out.pdf`) and ingest the result",
         )
-    return LoadedDocument(path=str(path), title=title, sections=sections, kind="pdf", pages=page_count)
+    warnings = []
+    if unreadable:
+        rest = page_count - len(unreadable)
+        warnings.append(f"partial: {_pages_text(unreadable)}; "
+                        + ("the other page is indexed" if rest == 1 else f"the other {rest} pages are indexed"))
+    if header:
+        warnings.append(f"{header} bytes of something else before the PDF header were ignored")
+    return LoadedDocument(path=str(path), title=title, sections=sections, kind="pdf", pages=page_count,
+                          warnings=warnings, unreadable_pages=unreadable)
+
+
+def _pages_text(unreadable: dict[int, str]) -> str:
+    """`pages 12, 40 unreadable (page 12: ...; page 40: ...)`, grouping pages that fail for the same reason."""
+    by_reason: dict[str, list[int]] = {}
+    for number, reason in sorted(unreadable.items()):
+        by_reason.setdefault(reason, []).append(number)
+    numbers = sorted(unreadable)
+    shown = ", ".join(str(n) for n in numbers[:20]) + (f" and {len(numbers) - 20} more" if len(numbers) > 20 else "")
+    label = "page" if len(numbers) == 1 else "pages"
+    reasons = "; ".join(reason if len(by_reason) == 1 else f"{_numbers(pages)}: {reason}"
+                        for reason, pages in by_reason.items())
+    return f"{label} {shown} unreadable ({reasons})"
+
+
+def _numbers(pages: list[int]) -> str:
+    text = ", ".join(str(n) for n in pages[:10]) + ("…" if len(pages) > 10 else "")
+    return ("page " if len(pages) == 1 else "pages ") + text
+
+
+def _page_reason(exc: BaseException | None, logged: str | None = None) -> str:
+    """Why a page could not be read, in words (the library's own message kept short in brackets)."""
+    from pypdf.errors import LimitReachedError
+
+    if exc is None:
+        detail = logged or ""
+        if "decompress" in detail.lower():
+            return f"its content is damaged compressed data ({_short(detail, 80)})"
+        return f"its content is damaged ({_short(detail, 80)})"
+    if isinstance(exc, LimitReachedError):
+        return f"too large to parse (PDF reader limit: {_short(str(exc).rstrip('.'), 80)})"
+    if isinstance(exc, RecursionError):
+        return "its structure nests too deep to parse"
+    if isinstance(exc, (KeyError, IndexError)):
+        return f"it refers to parts missing from the file ({_describe(exc)})"
+    if isinstance(exc, (UnicodeDecodeError, LookupError)):
+        return f"its text uses a broken or unknown font encoding ({_describe(exc)})"
+    return f"its content cannot be parsed ({_describe(exc)})"
+
+
+def _describe(exc: BaseException) -> str:
+    """`TypeName: message`, short and printable (the raw message of a parser may hold binary bytes)."""
+    message = _short(exc, 100)
+    printable = "".join(ch if ch.isprintable() else "?" for ch in message)
+    return f"{type(exc).__name__}: {printable}" if printable != type(exc).__name__ else printable
+
+
+def _form_fields(reader, page_count: int) -> list[Section]:
+    """Text typed into the PDF's form fields (AcroForm): not part of any page's content stream, so page text
+    extraction misses it. Filed under the last page, as one section."""
+    try:
+        fields = reader.get_fields() or {}
+    except Exception:  # a broken form must not cost the pages
+        return []
+    lines = []
+    for name, value in fields.items():
+        filled = value.get("/V") if hasattr(value, "get") else None
+        if filled is None:
+            continue
+        text = str(filled).strip()
+        if text and text not in ("/Off", "/Yes") and not text.startswith("/"):
+            label = str(value.get("/TU") or name).strip() if hasattr(value, "get") else str(name)
+            lines.append(f"{label}: {text}")
+    if not lines:
+        return []
+    return [Section("Form fields:\n" + "\n".join(lines), page=page_count or None)]
 
 
 def _decrypt(reader, path: Path, password: str | None) -> None:
     from pypdf import PasswordType
+    from pypdf.errors import DependencyError
 
     # Many PDFs are "encrypted" with an empty user password (to set permissions) and open without one.
     for candidate in ([password] if password else []) + [""]:
         try:
             if reader.decrypt(candidate) != PasswordType.NOT_DECRYPTED:
                 return
+        except DependencyError as exc:
+            raise EncryptedPdf(str(path), f"AES-encrypted PDF and the cryptography package is missing "
+                                          f"(pip install cryptography) ({_short(exc)})") from exc
         except NotImplementedError as exc:
-            raise EncryptedPdf(str(path), f"encrypted with an unsupported method ({exc})") from None
+            raise EncryptedPdf(str(path), f"encrypted with an unsupported method ({exc})") from exc
     raise _encrypted(path, password)
 
 
 def _encrypted(path: Path, password: str | None) -> EncryptedPdf:
     if password:
-        return EncryptedPdf(str(path), "encrypted PDF: the password given does not open it (check --password)")
+        return EncryptedPdf(str(path), "wrong password: the password given does not open this encrypted PDF "
+                                       "(check --password)")
     return EncryptedPdf(str(path), "encrypted PDF: needs a password; run again with --password PASSWORD")
 
 
@@ -199,9 +546,9 @@ def _clean_pdf_text(text: str) -> str:
     return "\n".join(_SPACES.sub(" ", line).strip() for line in text.splitlines())
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException | str, limit: int = 160) -> str:
     message = str(exc) or type(exc).__name__
-    return message if len(message) < 160 else message[:157] + "..."
+    return message if len(message) < limit else message[:limit - 3] + "..."
 
 
 # --- Markdown ----------------------------------------------------------------------------------------------------

@@ -12,17 +12,20 @@ import hashlib
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ingest.chunking import Chunk, chunk_document, chunking_recipe
 from ingest.errors import EmptyDocument, FileTooLarge, LoadError, StoreError
-from ingest.loaders import SUPPORTED_SUFFIXES, load_file, read_bytes
+from ingest.loaders import SUPPORTED_SUFFIXES, load_file, looks_like_text, read_bytes
 from ingest.store import DocumentStore, DocumentWrite
 from ingest.types import IngestProgress, IngestReport
 
-DEFAULT_INCLUDE = ["*.pdf", "*.md", "*.markdown", "*.txt", "*.rst"]
+DEFAULT_INCLUDE = sorted(f"*{suffix}" for suffix in SUPPORTED_SUFFIXES if suffix)
+"""Every format the loaders read; files without an extension are read too when their bytes look like text."""
+_LEGACY_DEFAULT_INCLUDE = ["*.pdf", "*.md", "*.markdown", "*.txt", "*.rst"]
+"""The default before every readable format was included: settings that still carry it mean "the default"."""
 DEFAULT_EXCLUDE = [".*", "node_modules", "__pycache__"]
 GROUP_CHUNKS = 256
 """Passages embedded and committed together."""
@@ -43,44 +46,71 @@ class Discovery:
     missing: dict[str, str]
     """Command-line paths that do not exist (or cannot be listed) -> reason."""
     roots: list[Path]
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Files and folders a folder walk left out -> why."""
+
+
+def _matches(name: str, relative: str, patterns: Sequence[str]) -> bool:
+    """Shell-glob match ignoring case: `*.pdf` finds `REPORT.PDF` on every system."""
+    name, relative = name.lower(), relative.lower()
+    return any(fnmatch.fnmatchcase(name, p.lower()) or fnmatch.fnmatchcase(relative, p.lower()) for p in patterns)
 
 
 def discover(paths: Iterable[str | Path], *, include: Sequence[str] | None = None,
              exclude: Sequence[str] | None = None) -> Discovery:
     """Files under `paths`, recursively, following symlinks without looping (each real folder is entered once),
-    each real file listed once. Patterns are shell globs matched against names and folder-relative paths."""
-    include = list(include) if include else DEFAULT_INCLUDE
+    each real file listed once. Patterns are shell globs, matched without regard to case against names and
+    folder-relative paths. What a folder walk leaves out is listed in `skipped` with the reason."""
+    import stat
+
+    include = list(include) if include else list(DEFAULT_INCLUDE)
+    by_default = sorted(include) in (sorted(DEFAULT_INCLUDE), sorted(_LEGACY_DEFAULT_INCLUDE))
+    if by_default:
+        include = list(DEFAULT_INCLUDE)
     exclude = list(exclude) if exclude is not None else DEFAULT_EXCLUDE
     found: dict[Path, _Candidate] = {}
     missing: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     roots: list[Path] = []
     visited_dirs: set[tuple[int, int]] = set()
 
-    def excluded(name: str, relative: str) -> bool:
-        return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relative, p) for p in exclude)
-
     def add(path: Path, explicit: bool) -> None:
         try:
-            real = path.resolve(strict=True)
-            info = real.stat()
-        except (OSError, RuntimeError):  # a broken link, or a link loop
+            real = Path(os.path.realpath(path))
+            info = os.stat(path)
+        except (OSError, RuntimeError, ValueError):  # a broken link, a link loop, a name the OS rejects
             real, info = path.absolute(), None
         if real in found:
             return
         found[real] = _Candidate(real, info.st_size if info else 0, info.st_mtime if info else 0.0, explicit)
 
     for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_symlink() and not path.exists():
-            missing[str(path)] = "broken symbolic link (its target does not exist)"
+        try:
+            path = Path(raw).expanduser()
+            if path.is_symlink() and not path.exists():
+                try:
+                    os.stat(path)
+                except OSError as exc:
+                    import errno
+
+                    missing[str(path)] = ("symbolic link loop (the link points back to itself)"
+                                          if exc.errno == errno.ELOOP else
+                                          "broken symbolic link (its target does not exist)")
+                continue
+            if not path.exists():
+                missing[display_path(path)] = "no such file or folder"
+                continue
+            if not _valid_name(str(path.absolute())):
+                missing[display_path(path)] = ("the file name is not valid UTF-8 (written by another system): "
+                                               "rename it, then ingest again")
+                continue
+            if not path.is_dir():
+                add(path, explicit=True)
+                continue
+            root = Path(os.path.realpath(path))
+        except (OSError, ValueError) as exc:
+            missing[str(raw)] = f"cannot use this path: {getattr(exc, 'strerror', None) or exc}"
             continue
-        if not path.exists():
-            missing[str(path)] = "no such file or folder"
-            continue
-        if path.is_file():
-            add(path, explicit=True)
-            continue
-        root = path.resolve()
         roots.append(root)
         for folder, dirnames, filenames in os.walk(root, followlinks=True, onerror=lambda e: missing.setdefault(
                 str(e.filename), f"cannot list the folder: {e.strerror}")):
@@ -96,15 +126,70 @@ def discover(paths: Iterable[str | Path], *, include: Sequence[str] | None = Non
                 continue
             visited_dirs.add(key)
             relative_folder = folder_path.relative_to(root)
-            dirnames[:] = sorted(d for d in dirnames if not excluded(d, str(relative_folder / d)))
+            kept = []
+            for d in sorted(dirnames):
+                if _matches(d, str(relative_folder / d), exclude):
+                    if not d.startswith("."):  # hidden folders (.git, .obsidian) are left out silently
+                        skipped[str(folder_path / d)] = "folder excluded by ingest.exclude"
+                else:
+                    kept.append(d)
+            dirnames[:] = kept
             for name in sorted(filenames):
                 relative = str(relative_folder / name)
-                if excluded(name, relative):
+                file_path = folder_path / name
+                if not _valid_name(str(file_path)):
+                    missing[display_path(file_path)] = ("the file name is not valid UTF-8 (written by another "
+                                                        "system): rename the file, then ingest again")
                     continue
-                if not any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relative, p) for p in include):
+                if _matches(name, relative, exclude):
+                    if not name.startswith("."):
+                        skipped[str(file_path)] = "excluded by ingest.exclude"
                     continue
-                add(folder_path / name, explicit=False)
-    return Discovery(sorted(found.values(), key=lambda c: str(c.path)), missing, roots)
+                try:
+                    mode = file_path.lstat().st_mode
+                    if stat.S_ISLNK(mode):
+                        mode = file_path.stat().st_mode
+                except OSError:
+                    mode = None  # broken or looping link: added, so its reason is recorded against it
+                if mode is not None and not stat.S_ISREG(mode):
+                    kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+                    skipped[str(file_path)] = f"{kind}, not a file"
+                    continue
+                if not _matches(name, relative, include):
+                    if by_default and not Path(name).suffix and mode is not None and _is_text_file(file_path):
+                        add(file_path, explicit=False)
+                        continue
+                    suffix = Path(name).suffix
+                    skipped[str(file_path)] = (f"not a format the loaders read ({suffix})" if by_default and suffix
+                                               else "no extension and not text" if by_default
+                                               else "matches no ingest.include pattern")
+                    continue
+                add(file_path, explicit=False)
+    return Discovery(sorted(found.values(), key=lambda c: str(c.path)), missing, roots, skipped)
+
+
+def _valid_name(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def display_path(path: str | Path) -> str:
+    """A path as text that can be stored and printed: bytes that are not UTF-8 show as U+FFFD."""
+    return os.fsencode(path).decode("utf-8", errors="replace")
+
+
+def _is_text_file(path: Path) -> bool:
+    """A file without an extension (README, LICENSE, notes from some apps) that holds text."""
+    try:
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | getattr(os, "O_NONBLOCK", 0))) as f:
+            head = f.read(8192)
+    except OSError:
+        return False
+    return looks_like_text(head)
 
 
 class _Progress:
@@ -138,12 +223,14 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
                  include: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
                  password: str | None = None, chunk_words: int = 150, overlap_words: int = 30,
                  max_file_mb: float = 100.0, on_progress: Callable[[IngestProgress], None] | None = None,
-                 cancel: threading.Event | None = None, group_chunks: int = GROUP_CHUNKS) -> IngestReport:
+                 cancel: threading.Event | None = None, group_chunks: int = GROUP_CHUNKS,
+                 pdf_time_budget_s: float | None = None) -> IngestReport:
     """Bring the store up to date with `paths`. With `sync`, documents whose files are gone (or that no longer
     match the patterns under a folder given) are removed. Cancelling keeps everything committed so far."""
     report = IngestReport()
     found = discover(paths, include=include, exclude=exclude)
     report.failed.update(found.missing)
+    report.skipped.update(found.skipped)
     progress = _Progress(len(found.files), sum(c.size for c in found.files), on_progress)
     progress.emit(phase="scanning")
     with store.write_lock(on_wait=lambda message: progress.emit(phase="waiting", note=message)):
@@ -172,23 +259,36 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
                     progress.done_bytes = base_done + group_bytes * embedded / group_total
                     progress.emit(chunks_done=progress.state.chunks_done + count)
 
-                vectors = store.embedder.embed(chunk_texts, batch_size=store.embed_batch_size, on_batch=on_batch,
-                                               cancel=cancel)
-                if len(vectors) < len(chunk_texts):
-                    return False
-                offset = 0
-                for item in pending:
-                    item.write.vectors = vectors[offset:offset + len(item.chunks)]
-                    offset += len(item.chunks)
+                try:
+                    vectors = store.embedder.embed(chunk_texts, batch_size=store.embed_batch_size,
+                                                   on_batch=on_batch, cancel=cancel)
+                except StoreError:
+                    raise
+                except Exception:  # one file's text upsets the model: embed file by file to find it
+                    vectors = None
+                if vectors is None:
+                    if not _embed_each(store, pending, failures, cancel):
+                        return False
+                else:
+                    if len(vectors) < len(chunk_texts):
+                        return False
+                    offset = 0
+                    for item in pending:
+                        item.write.vectors = vectors[offset:offset + len(item.chunks)]
+                        offset += len(item.chunks)
             writes = [p.write for p in pending] + failures
             if writes:
                 progress.emit(phase="writing")
-                store.commit(writes)
+                committed = _commit_each_on_error(store, writes)
                 wrote_anything = True
                 for item in pending:
-                    (report.updated if item.was_known else report.added).append(item.write.path)
-                for failure in failures:
-                    report.failed[failure.path] = failure.error or "failed"
+                    if item.write.status == "ok":
+                        (report.updated if item.was_known else report.added).append(item.write.path)
+                        if item.write.warnings:
+                            report.warnings[item.write.path] = list(item.write.warnings)
+                for write in writes:
+                    if write.status != "ok" or write.path not in committed:
+                        report.failed[write.path] = write.error or "failed"
                 progress.emit(documents_done=progress.state.documents_done + len(writes))
             pending, failures, pending_bytes = [], [], 0
             return True
@@ -201,13 +301,19 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
             progress.emit(current_path=path, phase="reading")
             previous = known.get(path)
             outcome = _prepare(candidate, previous, password=password, chunk_words=chunk_words,
-                               overlap_words=overlap_words, max_file_mb=max_file_mb)
+                               overlap_words=overlap_words, max_file_mb=max_file_mb,
+                               pdf_time_budget_s=pdf_time_budget_s)
             if outcome is None:  # unchanged
                 report.unchanged.append(path)
                 progress.done_bytes += candidate.size
                 progress.emit(documents_done=progress.state.documents_done + 1)
                 continue
             write, chunks = outcome
+            if chunks is None and write.status == "unchanged-failure":
+                report.failed[path] = write.error or "failed"  # same bytes, same program: not parsed again
+                progress.done_bytes += candidate.size
+                progress.emit(documents_done=progress.state.documents_done + 1)
+                continue
             if chunks is None:
                 failures.append(write)
             else:
@@ -239,8 +345,11 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
 
 
 def _prepare(candidate: _Candidate, previous, *, password: str | None, chunk_words: int, overlap_words: int,
-             max_file_mb: float) -> tuple[DocumentWrite, list[Chunk] | None] | None:
-    """Read, hash, load and chunk one file. None when unchanged; (write, None) for a failure with its reason."""
+             max_file_mb: float, pdf_time_budget_s: float | None = None
+             ) -> tuple[DocumentWrite, list[Chunk] | None] | None:
+    """Read, hash, load and chunk one file. None when unchanged; (write, None) for a failure with its reason;
+    a failure whose bytes and program are those of the last failed attempt comes back with status
+    "unchanged-failure" and is not parsed again."""
     path = candidate.path
     write = DocumentWrite(path=str(path), title=path.stem, content_hash="", size=candidate.size,
                           mtime=candidate.mtime, kind=_kind(path))
@@ -257,20 +366,94 @@ def _prepare(candidate: _Candidate, previous, *, password: str | None, chunk_wor
         if (previous is not None and previous.status == "ok" and previous.content_hash == write.content_hash
                 and previous.chunking == write.chunking):
             return None
-        document = load_file(path, password=password, data=data)
+        if (previous is not None and previous.status == "failed" and previous.chunks == 0
+                and previous.content_hash == write.content_hash
+                and previous.chunking == failure_recipe(write.chunking)
+                and not (password and "password" in (previous.error or ""))):
+            write.status, write.error = "unchanged-failure", previous.error
+            return write, None
+        document = load_file(path, password=password, data=data, time_budget_s=pdf_time_budget_s)
         chunks = chunk_document(document, chunk_words=chunk_words, overlap_words=overlap_words)
         if not chunks:
             raise EmptyDocument(str(path), "no text to index after cleaning")
     except LoadError as exc:
         write.status, write.error = "failed", exc.reason
+        write.chunking = failure_recipe(write.chunking) if write.content_hash else ""
         return write, None
     except StoreError:
         raise
     except Exception as exc:  # a loader bug on one odd file must not lose the rest of the run
         write.status, write.error = "failed", f"unexpected error while reading: {type(exc).__name__}: {exc}"
+        write.chunking = failure_recipe(write.chunking) if write.content_hash else ""
         return write, None
     write.title, write.pages, write.kind, write.warnings = document.title, document.pages, document.kind, document.warnings
     return write, chunks
+
+
+def failure_recipe(recipe: str) -> str:
+    """What a failed attempt is recorded under: the recipe and the program's version. The same bytes are not
+    parsed again (a hostile PDF costs its time budget once) until either changes."""
+    return f"{recipe}|failed-with:{_program_version()}"
+
+
+def _program_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("selfrag-chat")
+    except metadata.PackageNotFoundError:
+        return "source"
+
+
+def _embed_each(store: DocumentStore, pending: list[_Pending], failures: list[DocumentWrite],
+                cancel: threading.Event | None) -> bool:
+    """Embed file by file after a group failed, so the one file the model rejects is recorded and the rest go on."""
+    for item in list(pending):
+        texts = [c.embedding_text() for c in item.chunks]
+        try:
+            vectors = store.embedder.embed(texts, batch_size=store.embed_batch_size, cancel=cancel)
+        except StoreError:
+            raise
+        except Exception as exc:
+            pending.remove(item)
+            write = item.write
+            write.status, write.chunks, write.vectors = "failed", None, None
+            write.error = f"the embedding model failed on this file's text ({type(exc).__name__}: {exc})"
+            failures.append(write)
+            continue
+        if len(vectors) < len(texts):
+            return False
+        item.write.vectors = vectors
+    return True
+
+
+def _commit_each_on_error(store: DocumentStore, writes: list[DocumentWrite]) -> set[str]:
+    """Commit the group at once; when that fails, file by file, recording the file that cannot be written.
+    Returns the paths committed."""
+    try:
+        store.commit(writes)
+        return {w.path for w in writes}
+    except StoreError:
+        raise
+    except Exception:
+        pass
+    committed: set[str] = set()
+    for write in writes:
+        try:
+            store.commit([write])
+            committed.add(write.path)
+        except StoreError:
+            raise
+        except Exception as exc:
+            reason = f"could not be written to the store ({type(exc).__name__}: {exc})"
+            write.status, write.error = "failed", reason
+            try:  # record the failure itself, without passages, so `docs` shows it
+                failed = DocumentWrite(path=write.path, title=write.title, content_hash="", size=write.size,
+                                       mtime=write.mtime, kind=write.kind, status="failed", error=reason)
+                store.commit([failed])
+            except Exception:  # noqa: BLE001 - the summary still lists it
+                pass
+    return committed
 
 
 def _kind(path: Path) -> str:

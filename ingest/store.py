@@ -65,10 +65,12 @@ class DocumentWrite:
 
 
 def doc_id_for(path: str | Path) -> str:
-    """Stable id of a document: derived from its absolute path, so re-ingesting the same file updates it."""
+    """Stable id of a document: derived from its absolute path, so re-ingesting the same file updates it.
+    Never raises: a link that loops or dangles keeps its own absolute path (its failure is recorded under it)."""
     import hashlib
 
-    return hashlib.sha1(str(Path(path).expanduser().resolve()).encode("utf-8")).hexdigest()[:16]
+    real = os.path.realpath(os.path.expanduser(os.fspath(path)))
+    return hashlib.sha1(real.encode("utf-8", errors="surrogateescape")).hexdigest()[:16]
 
 
 def _duration(seconds: float) -> str:
@@ -431,7 +433,7 @@ class DocumentStore:
                         write.error = f"{write.error} (the previously ingested version stays searchable)"
                 else:
                     generation, chunk_count, pages, title, content_hash = "", 0, write.pages, write.title, write.content_hash
-                    chunking = ""
+                    chunking = write.chunking  # for a failure: the bytes and program it failed under
                 rows.append({
                     "doc_id": doc_id, "path": write.path, "title": title, "content_hash": content_hash,
                     "size": write.size, "mtime": write.mtime, "kind": write.kind, "pages": pages,

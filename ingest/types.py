@@ -48,6 +48,11 @@ class DocumentRecord:
     chunking: str = ""
     """How its passages were cut (`ingest.chunking.chunking_recipe`); a different recipe re-chunks the file."""
 
+    @property
+    def partial(self) -> bool:
+        """Ingested, but some PDF pages could not be read (the warning says which and why)."""
+        return self.status == "ok" and any(w.startswith("partial:") for w in self.warnings)
+
 
 @dataclass
 class IngestProgress:
@@ -72,6 +77,10 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     """Path -> reason the user can act on."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Path -> why a folder ingest left it out (not a format the loaders read, excluded, not a regular file)."""
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+    """Path -> what to know about a file that was ingested (unreadable pages, an assumed text encoding)."""
     cancelled: bool = False
 
     @property

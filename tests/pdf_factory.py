@@ -60,3 +60,95 @@ def garbage_pdf(path: Path) -> Path:
     """A file named .pdf whose body is damaged after the header."""
     path.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n%%EOF\n")
     return path
+
+
+def _rewrite(source: Path, path: Path, change) -> Path:
+    """Copy a PDF through pypdf's writer, letting `change(writer)` alter objects on the way."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(str(source)))
+    change(writer)
+    with open(path, "wb") as handle:
+        writer.write(handle)
+    return path
+
+
+def pdf_with_bad_pages(path: Path, pages: list[str], bad: dict[int, str]) -> Path:
+    """A text PDF whose pages named in `bad` (1-based) cannot be parsed: "limit" gives a content stream over the
+    reader's array limit (an exception), "flate" one whose compressed data is garbage (pypdf logs and returns
+    nothing), as damaged real-world files do."""
+    from pypdf.generic import DecodedStreamObject, NameObject, StreamObject
+
+    plain = text_pdf(path.with_suffix(".plain.pdf"), pages)
+
+    def change(writer) -> None:
+        for number, kind in bad.items():
+            if kind == "limit":
+                stream = DecodedStreamObject()
+                stream.set_data(b"BT /F1 9 Tf [" + b"1 " * 200_001 + b"] TJ ET")
+            else:
+                stream = StreamObject()
+                stream._data = b"garbage\x00\xff" * 50
+                stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+            writer.pages[number - 1][NameObject("/Contents")] = writer._add_object(stream)
+
+    _rewrite(plain, path, change)
+    plain.unlink()
+    return path
+
+
+def aes_pdf(path: Path, text: str, *, user_password: str = "", owner_password: str = "owner-secret") -> Path:
+    """AES-256 encrypted, as most encrypted PDFs are today; with an empty user password it opens for reading
+    (the owner password only guards permissions)."""
+    plain = text_pdf(path.with_suffix(".plain.pdf"), [text])
+    _rewrite(plain, path, lambda writer: writer.encrypt(user_password=user_password, owner_password=owner_password,
+                                                        algorithm="AES-256"))
+    plain.unlink()
+    return path
+
+
+def slow_pdf(path: Path, operators: int = 400_000) -> Path:
+    """A small file whose one page holds hundreds of thousands of drawing operators: compressed to a few kB,
+    seconds of parsing. What a file built to stall readers looks like."""
+    from pypdf.generic import DecodedStreamObject, NameObject
+
+    plain = text_pdf(path.with_suffix(".plain.pdf"), ["Slow page."])
+
+    def change(writer) -> None:
+        stream = DecodedStreamObject()
+        stream.set_data(b"BT /F1 9 Tf 10 10 Td (Slow page.) Tj ET\n" + b"1 0 0 1 0 0 cm\n" * operators)
+        writer.pages[0][NameObject("/Contents")] = writer._add_object(stream.flate_encode())
+
+    _rewrite(plain, path, change)
+    plain.unlink()
+    return path
+
+
+def form_pdf(path: Path, fields: dict[str, str], page_text: str = "Application form.") -> Path:
+    """A PDF with filled AcroForm text fields: their values live in the form, not in the page's text."""
+    from fpdf import FPDF
+    from pypdf.generic import NameObject, TextStringObject
+
+    plain = text_pdf(path.with_suffix(".plain.pdf"), [page_text])
+
+    def change(writer) -> None:
+        from pypdf.generic import ArrayObject, DictionaryObject, FloatObject, NumberObject
+
+        annotations = ArrayObject()
+        for index, (name, value) in enumerate(fields.items()):
+            field = DictionaryObject({
+                NameObject("/FT"): NameObject("/Tx"), NameObject("/T"): TextStringObject(name),
+                NameObject("/V"): TextStringObject(value), NameObject("/Type"): NameObject("/Annot"),
+                NameObject("/Subtype"): NameObject("/Widget"),
+                NameObject("/Rect"): ArrayObject([FloatObject(50), FloatObject(700 - 30 * index), FloatObject(300),
+                                                  FloatObject(720 - 30 * index)]),
+                NameObject("/F"): NumberObject(4),
+            })
+            annotations.append(writer._add_object(field))
+        writer.pages[0][NameObject("/Annots")] = annotations
+        writer._root_object[NameObject("/AcroForm")] = DictionaryObject({NameObject("/Fields"): annotations})
+
+    del FPDF
+    _rewrite(plain, path, change)
+    plain.unlink()
+    return path

@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 
 
+from ingest.chunking import CHUNKER_VERSION
+from ingest.loaders import LOADER_VERSION
 from ingest.pipeline import discover, ingest_paths
 from ingest.store import DocumentStore, DocumentWrite, doc_id_for
 from ingest.types import IngestProgress
@@ -82,7 +84,7 @@ def test_new_chunking_settings_or_an_older_store_re_chunk_unchanged_files(tmp_pa
                          encoding="utf-8")
     assert ingest_paths(store, [long_note]).added
     before = len(store.chunks_of(str(long_note)))
-    assert store.documents()[0].chunking == "v2:150/30"
+    assert store.documents()[0].chunking == f"v{CHUNKER_VERSION}:150/30:L{LOADER_VERSION}"
 
     report = ingest_paths(store, [long_note], chunk_words=60, overlap_words=10)
     assert [Path(p).name for p in report.updated] == ["long.txt"] and not report.unchanged
