@@ -1,0 +1,254 @@
+"""`model download` against a hub on loopback: a small HTTP server that answers the three requests huggingface_hub
+makes (the repository's file list, a HEAD per file with its commit, ETag and size, and ranged GETs), serving the
+tiny Self-RAG checkpoint and a GGUF converted from it under the real repository names.
+
+What this cannot cover: the real hub's redirects to its CDN and Xet storage, authentication, and the real 7B
+files. The download code is the real one (huggingface_hub's metadata calls, session and cache placement).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import threading
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from selfrag_tui.application import models
+from selfrag_tui.application.locations import demo_model_path
+
+COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
+HF_FILES = ("config.json", "generation_config.json", "tokenizer.model", "tokenizer_config.json",
+            "special_tokens_map.json", "added_tokens.json", "model.safetensors")
+
+
+class Hub:
+    """repo id -> {file name -> bytes}; records every request it answers."""
+
+    def __init__(self, repos: dict[str, dict[str, bytes]]) -> None:
+        self.repos = repos
+        self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _file(self):
+                for repo, files in hub.repos.items():
+                    prefix = f"/{repo}/resolve/"
+                    if self.path.startswith(prefix):
+                        _revision, _, name = self.path[len(prefix):].partition("/")
+                        return files.get(name)
+                return None
+
+            def _send(self, status, body=b"", headers=None, send_body=True):
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if send_body:
+                    self.wfile.write(body)
+
+            def do_HEAD(self):  # noqa: N802
+                hub.requests.append(("HEAD", self.path, None))
+                data = self._file()
+                if data is None:
+                    return self._send(404, send_body=False)
+                etag = hashlib.sha256(data).hexdigest()
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", COMMIT)
+                self.send_header("ETag", f'"{etag}"')
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+
+            def do_GET(self):  # noqa: N802
+                hub.requests.append(("GET", self.path, self.headers.get("Range")))
+                if self.path.startswith("/api/models/"):
+                    repo = self.path[len("/api/models/"):].split("/revision/")[0].split("?")[0]
+                    if repo not in hub.repos:
+                        return self._send(404, b'{"error": "Repository not found"}')
+                    siblings = [{"rfilename": n, "size": len(d)} for n, d in hub.repos[repo].items()]
+                    body = json.dumps({"id": repo, "sha": COMMIT, "siblings": siblings}).encode()
+                    return self._send(200, body, {"Content-Type": "application/json"})
+                data = self._file()
+                if data is None:
+                    return self._send(404)
+                wanted = self.headers.get("Range")
+                if wanted:
+                    start = int(wanted.removeprefix("bytes=").split("-")[0])
+                    return self._send(206, data[start:], {
+                        "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+                return self._send(200, data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def tiny_q4(tmp_path_factory):
+    pytest.importorskip("gguf", reason="the gguf package comes with the llamacpp extra")
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install '.[llamacpp]')")
+    from selfrag_tui.engines.gguf_convert import convert
+
+    return convert(demo_model_path(), tmp_path_factory.mktemp("q4") / "t.gguf", outtype="q4_k_m")
+
+
+@pytest.fixture
+def hub(tiny_q4):
+    padding = b"\0" * (3 * 2**20)  # GGUF readers ignore bytes after the tensor data; makes the file span chunks
+    served = Hub({
+        "selfrag/selfrag_llama2_7b": {n: (demo_model_path() / n).read_bytes() for n in HF_FILES},
+        "m4r1/selfrag_llama2_7b-GGUF": {
+            "selfrag_llama2_7b.q4_k_m.gguf": tiny_q4.read_bytes() + padding,
+            "selfrag_llama2_7b.q5_k_m.gguf": b"not fetched",
+            "README.md": b"# model card",
+        },
+    })
+    yield served
+    served.close()
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    config = tmp_path / "config.toml"
+    config.write_text("[decoding]\nk = 4\n", encoding="utf-8")
+    monkeypatch.setenv("SELFRAG_CONFIG", str(config))
+    return cache, config
+
+
+def test_download_fetches_verifies_and_points_the_settings_at_the_gguf(hub, setup):
+    cache, config = setup
+    updates: list[models.DownloadProgress] = []
+    result = models.download("gguf-q4_k_m", endpoint=hub.endpoint, on_progress=updates.append)
+    snapshot = cache / "models--m4r1--selfrag_llama2_7b-GGUF" / "snapshots" / COMMIT
+    assert result.path == snapshot / "selfrag_llama2_7b.q4_k_m.gguf"
+    assert result.path.is_symlink() and result.path.resolve().parent.name == "blobs"
+    assert result.verification.ok and result.retyped == 0
+    assert not any("q5_k_m" in path for _, path, _ in hub.requests)  # only the variant asked for
+    assert updates[-1].done == updates[-1].total == sum(
+        len(d) for n, d in hub.repos["m4r1/selfrag_llama2_7b-GGUF"].items() if n.endswith("q4_k_m.gguf"))
+    written = tomllib.loads(config.read_text())
+    assert written["model"]["engine"] == "llamacpp" and written["model"]["model"] == str(result.path)
+    assert written["decoding"] == {"k": 4}
+    # huggingface_hub itself now finds it offline, like any file it downloaded.
+    from huggingface_hub import try_to_load_from_cache
+
+    assert try_to_load_from_cache("m4r1/selfrag_llama2_7b-GGUF", "selfrag_llama2_7b.q4_k_m.gguf") == str(result.path)
+
+
+def test_download_of_the_checkpoint_gives_a_folder_the_transformers_engine_loads(hub, setup):
+    from selfrag_tui.engines.transformers_engine import TransformersEngine
+
+    result = models.download("hf", endpoint=hub.endpoint, use_it=False)
+    assert result.use is None and result.verification.ok
+    engine = TransformersEngine.load("selfrag/selfrag_llama2_7b", device="cpu", n_threads=1)  # from the cache
+    assert engine.token_id("[Retrieval]") == 3001
+    engine.close()
+
+
+def test_a_stopped_download_keeps_its_partial_file_and_the_next_run_resumes_it(hub, setup):
+    cache, _ = setup
+    cancel = threading.Event()
+
+    def stop_after_first_chunk(update: models.DownloadProgress) -> None:
+        if update.file_done >= 2**20:
+            cancel.set()
+
+    with pytest.raises(models.DownloadCancelled, match="resumes it"):
+        models.download("gguf-q4_k_m", endpoint=hub.endpoint, cancel=cancel, on_progress=stop_after_first_chunk)
+    partials = list((cache / "models--m4r1--selfrag_llama2_7b-GGUF" / "blobs").glob("*.incomplete"))
+    assert len(partials) == 1 and partials[0].stat().st_size >= 2**20
+    kept = partials[0].stat().st_size
+
+    hub.requests.clear()
+    result = models.download("gguf-q4_k_m", endpoint=hub.endpoint)
+    assert ("GET", f"/m4r1/selfrag_llama2_7b-GGUF/resolve/{COMMIT}/selfrag_llama2_7b.q4_k_m.gguf",
+            f"bytes={kept}-") in hub.requests
+    assert result.verification.ok and not partials[0].exists()
+
+
+def test_not_enough_disk_space_is_refused_before_the_first_byte(hub, setup):
+    cache, config = setup
+    before = config.read_text()
+    with pytest.raises(models.ModelSetupError, match="not enough free disk space") as error:
+        models.download("gguf-q4_k_m", endpoint=hub.endpoint, free_disk=lambda path: 100 * 2**20)
+    assert "HF_HUB_CACHE" in str(error.value)
+    assert not any(method == "GET" and "/resolve/" in path for method, path, _ in hub.requests)
+    assert config.read_text() == before
+
+
+def test_a_hub_that_cannot_be_reached_names_what_to_copy_by_hand(setup):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(models.HubUnreachable) as error:
+        models.download("gguf-q4_k_m", endpoint=f"http://127.0.0.1:{port}")
+    message = str(error.value)
+    assert "cannot reach the Hugging Face hub" in message
+    assert "https://huggingface.co/m4r1/selfrag_llama2_7b-GGUF/tree/main" in message and "*q4_k_m*.gguf" in message
+    assert "selfrag-chat model use PATH" in message
+
+
+def test_a_repository_that_renamed_its_file_is_explained(hub, setup):
+    hub.repos["m4r1/selfrag_llama2_7b-GGUF"].pop("selfrag_llama2_7b.q4_k_m.gguf")
+    with pytest.raises(models.ModelSetupError, match=r"no file matching \*q4_k_m\*.gguf"):
+        models.download("gguf-q4_k_m", endpoint=hub.endpoint)
+
+
+def test_outside_a_download_the_program_sends_nothing_to_the_hub(hub, setup, monkeypatch):
+    """After `stay_offline` huggingface_hub refuses to send requests; the download lifts that only for itself."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from selfrag_tui.application import offline
+
+    for name in offline.OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    offline.stay_offline()
+    with pytest.raises(OfflineModeIsEnabled):
+        HfApi(endpoint=hub.endpoint).model_info("selfrag/selfrag_llama2_7b")
+    assert hub.requests == []
+    models.download("hf", endpoint=hub.endpoint, use_it=False)
+    assert hub.requests and constants.HF_HUB_OFFLINE is True
+    assert offline.is_offline()
+
+
+def test_the_download_command_draws_progress_and_reports_the_hub_error(setup, capsys, monkeypatch):
+    import socket
+
+    from selfrag_tui.cli import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    real = models.download
+    monkeypatch.setattr(models, "download", lambda *a, **k: real(*a, endpoint=f"http://127.0.0.1:{port}", **k))
+    assert main(["model", "download", "gguf-q8_0"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach the Hugging Face hub" in err and "devilteo911/selfrag_llama2_7b-q8_0" in err
+
+
+def test_cache_paths_are_the_ones_huggingface_hub_uses(setup):
+    cache, _ = setup
+    assert models.hub_cache_dir() == Path(cache)
