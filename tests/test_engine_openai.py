@@ -8,16 +8,16 @@ import pytest
 
 from engine_agreement import assert_agree, build_prompts, read, sample_cases
 from selfrag_tui.engines.base import EngineError, GenerationCancelled
-from selfrag_tui.engines.openai_engine import (
-    OpenAIEngine,
+from selfrag_tui.engines.completions import (
     ParsedChoice,
     build_piece_table,
     cut_at_stop,
     max_logprobs_from_error,
-    normalise_base_url,
     parse_choice,
     spm_text_for_server,
 )
+from selfrag_tui.engines.http import normalise_base_url
+from selfrag_tui.engines.openai_engine import OpenAIEngine
 from selfrag_tui.reflection import ReflectionVocab
 
 # ---------------------------------------------------------------------------------------------------------------

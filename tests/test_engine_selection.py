@@ -1,23 +1,16 @@
-"""Which engine `auto` picks, what each engine is given from the settings, and the vLLM engine's parts that run
-without a GPU (its clear error here, and the conversion of vLLM outputs given as plain data)."""
+"""Which engine `auto` picks, what each engine is given from the settings, and the vLLM engine's clear errors on a
+machine without a GPU or without vLLM. The vLLM engine's requests and output parsing are tested against vLLM's own
+code in test_engine_vllm_inprocess.py."""
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from selfrag_tui.engines import loader
-from selfrag_tui.engines.base import MISSING_LOGPROB, EngineError
-from selfrag_tui.engines.vllm_engine import (
-    VllmEngine,
-    finish_reason_of,
-    generation_from_output,
-    has_logprob_token_ids,
-    plan_logprob_request,
-)
+from selfrag_tui.engines.base import EngineError
+from selfrag_tui.engines.vllm_engine import VllmEngine, finish_reason_of
 from selfrag_tui.application.settings import ModelSettings
 
 
@@ -40,9 +33,10 @@ def test_an_explicit_engine_is_kept():
         assert loader.resolve_engine_name(ModelSettings(engine=name, model="x.gguf"), vllm=False, cuda=False) == name
 
 
-def test_auto_on_this_machine_matches_what_is_installed():
-    expected = "vllm" if importlib.util.find_spec("vllm") and loader.cuda_available() else "transformers"
-    assert loader.resolve_engine_name(ModelSettings()) == expected
+@pytest.mark.skipif(loader.cuda_available(), reason="this machine has CUDA")
+def test_auto_on_a_machine_without_cuda_is_transformers_for_a_hub_name_and_llamacpp_for_a_gguf():
+    assert loader.resolve_engine_name(ModelSettings()) == "transformers"
+    assert loader.resolve_engine_name(ModelSettings(model="/models/selfrag.Q4_K_M.gguf")) == "llamacpp"
 
 
 def test_each_engine_gets_its_settings(monkeypatch):
@@ -95,70 +89,9 @@ def test_vllm_missing_gives_the_install_command():
         require_vllm()
 
 
-@dataclass
-class Logprob:
-    """Shaped like vllm.logprobs.Logprob: the value is read from `.logprob`."""
-
-    logprob: float
-    rank: int | None = None
-    decoded_token: str | None = None
-
-
-@dataclass
-class CompletionOutput:
-    """The fields of vllm.outputs.CompletionOutput the engine reads."""
-
-    token_ids: list[int]
-    logprobs: list[dict[int, Any]] | None
-    finish_reason: str | None
-    stop_reason: int | str | None = None
-    text: str = ""
-    cumulative_logprob: float | None = None
-    extra: dict = field(default_factory=dict)
-
-
-def test_vllm_output_becomes_a_generation_with_the_minus_100_rule():
-    output = CompletionOutput(
-        token_ids=[32004, 450, 32001],
-        logprobs=[
-            {32004: Logprob(-0.1, 1), 32003: Logprob(-2.5, 2)},
-            {450: Logprob(-0.7, 1)},
-            {32001: Logprob(-0.05, 1), 32000: Logprob(-3.0, 2)},
-        ],
-        finish_reason="stop",
-        stop_reason=32001,
-    )
-    generation = generation_from_output(
-        output, score_ids=[32000, 32001, 32003, 32004], eos_token_id=2, decode=lambda ids: f"{list(ids)}",
-        logprob_source="topk",
-    )
-    assert generation.token_ids == [32004, 450, 32001]
-    assert generation.token_logprobs == [-0.1, -0.7, -0.05]
-    assert generation.cumulative_logprob == pytest.approx(-0.85)
-    assert generation.score_logprobs[0] == {32004: -0.1, 32003: -2.5}
-    assert generation.logprob_at(1, 32004) == MISSING_LOGPROB  # not returned: counts as -100
-    assert generation.finish_reason == "stop" and generation.logprob_source == "topk"
-    assert generation.text == "[32004, 450, 32001]"
-
-
 def test_vllm_finish_reasons():
     assert finish_reason_of("length", None, [5, 6], eos_token_id=2) == "length"
     assert finish_reason_of("stop", 32001, [5, 32001], eos_token_id=2) == "stop"
     assert finish_reason_of("stop", None, [5, 2], eos_token_id=2) == "eos"
     assert finish_reason_of("stop", None, [5], eos_token_id=2) == "eos"
     assert finish_reason_of("abort", None, [5], eos_token_id=2) == "cancelled"
-
-
-def test_vllm_asks_for_exact_ids_when_supported_else_at_most_20_top_logprobs():
-    class WithIds:
-        __struct_fields__ = ("temperature", "logprobs", "logprob_token_ids")
-
-    class WithoutIds:
-        def __init__(self, temperature: float = 1.0, logprobs: int | None = None) -> None: ...
-
-    assert has_logprob_token_ids(WithIds) and not has_logprob_token_ids(WithoutIds)
-    exact = plan_logprob_request([32003, 32004, 32004], exact_supported=True, max_logprobs=20)
-    assert exact.logprob_token_ids == (32003, 32004) and exact.source == "exact" and exact.logprobs == 0
-    topk = plan_logprob_request(range(32000, 32015), exact_supported=False, max_logprobs=5000)
-    assert topk.logprobs == 20 and topk.logprob_token_ids is None and topk.source == "topk"
-    assert plan_logprob_request([1], exact_supported=False, max_logprobs=5).logprobs == 5

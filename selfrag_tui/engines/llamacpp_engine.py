@@ -125,7 +125,7 @@ class LlamaCppEngine:
             ) from exc
         hf_tokenizer = None
         if tokenizer:
-            from selfrag_tui.engines.openai_engine import load_tokenizer
+            from selfrag_tui.engines.tokenizer import load_tokenizer
 
             hf_tokenizer = load_tokenizer(tokenizer)
         engine = cls(llama, model_path=path, tokenizer=hf_tokenizer)
