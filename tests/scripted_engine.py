@@ -2,8 +2,9 @@
 
 It implements `selfrag_tui.engines.base.Engine` with a tiny exact tokenizer (special tokens at the real Self-RAG
 ids 32000..32015, every word, space run and punctuation mark one token) and replies chosen by what the prompt
-ends with (or a predicate). Generation honours stop ids, `max_new_tokens`, cancellation and `on_token` like a real
-engine, and records every call so tests can check what the decoder asked for.
+ends with (or a predicate); a prompt that ends with the first part of a reply gets the rest of it, as a greedy model
+would. Generation honours stop ids, `max_new_tokens`, cancellation and `on_token` like a real engine, and records
+every call so tests can check what the decoder asked for.
 
 Only decoder tests use it; everything else runs the real transformers engine with the tiny model.
 """
@@ -143,6 +144,14 @@ class ScriptedEngine:
         for matcher, steps in self.replies:
             if _matches(matcher, prompt):
                 return steps
+        # A prompt that ends with the start of a scripted reply goes on with the rest of it, as a greedy model
+        # given its own output back would (a segment continued after max_new_tokens).
+        for matcher, steps in self.replies:
+            generated = ""
+            for done in range(1, len(steps)):
+                generated += steps[done - 1].token
+                if prompt.endswith(generated) and _matches(matcher, prompt[: len(prompt) - len(generated)]):
+                    return steps[done:]
         raise AssertionError(f"no scripted reply for the prompt ending {prompt[-200:]!r}")
 
     def generate(

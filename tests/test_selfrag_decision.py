@@ -96,3 +96,34 @@ def test_later_segment_decision_of_an_empty_generation_uses_minus_100():
     gen.score_logprobs.clear()
     decision = decide_after(gen, vocab, DecodingSettings())
     assert decision.p_retrieval == pytest.approx(0.5)
+
+
+def _stopped_on(engine, vocab, scores: dict[str, float]):
+    engine.on("q", reply(words("Some text."), tok("[Continue to Use Evidence]", scores["[Continue to Use Evidence]"], scores)))
+    (gen,) = engine.generate([engine.encode("q")], max_new_tokens=50, score_ids=vocab.score_ids)
+    return gen
+
+
+def test_later_segments_keep_the_passage_when_continue_is_the_most_probable():
+    # SELFRAG_SPEC 6.2: p_C = 0.8, p_R = p_N = 0.1. Eq. 8 alone would retrieve (0.5 > 0.2).
+    engine, vocab = _engine()
+    keep = {"[Retrieval]": math.log(0.1), "[No Retrieval]": math.log(0.1), "[Continue to Use Evidence]": math.log(0.8)}
+    gen = _stopped_on(engine, vocab, keep)
+    kept = decide_after(gen, vocab, DecodingSettings(), has_passage=True)
+    assert kept.continue_evidence and not kept.retrieve
+    assert kept.logprob_continue == pytest.approx(math.log(0.8)) and kept.p_retrieval == pytest.approx(0.5)
+    # Without a passage in context there is nothing to continue with: the threshold decides.
+    alone = decide_after(gen, vocab, DecodingSettings(), has_passage=False)
+    assert alone.retrieve and not alone.continue_evidence
+    # Forced modes win over the model's choice.
+    assert decide_after(gen, vocab, DecodingSettings(mode="never"), has_passage=True).continue_evidence is False
+    always = decide_after(gen, vocab, DecodingSettings(mode="always"), has_passage=True)
+    assert always.retrieve and not always.continue_evidence
+
+
+def test_continue_that_is_not_the_most_probable_leaves_the_threshold_to_decide():
+    engine, vocab = _engine()
+    unsure = {"[Retrieval]": math.log(0.45), "[No Retrieval]": math.log(0.1), "[Continue to Use Evidence]": math.log(0.45)}
+    decision = decide_after(_stopped_on(engine, vocab, unsure), vocab, DecodingSettings(), has_passage=True)
+    assert decision.retrieve and not decision.continue_evidence
+    assert decision.p_retrieval == pytest.approx(0.45 / 0.55)

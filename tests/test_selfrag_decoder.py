@@ -173,6 +173,10 @@ def test_truncated_candidate_without_support_or_utility_scores_zero_for_them():
     seq = math.exp((math.log(0.9) + 5 * -0.1) / 6)
     assert cand.final_score == pytest.approx(seq + 0.9)
     assert result.abstained and "no support rating" in result.abstain_reason
+    # One segment only in short form: max_new_tokens is the whole answer's budget, and the cut is said.
+    assert len(engine.generate_calls) == 1
+    assert result.cut and result.cut_segment == 0 and result.segments[0].cut
+    assert "decoding.max_new_tokens = 6" in result.cut_reason
 
 
 def test_empty_generation_is_scored_not_fatal():
@@ -329,7 +333,7 @@ def test_long_form_continues_a_better_path_with_per_segment_retrieval():
     assert [s.citation for s in result.segments] == [1, 2]
     assert result.passages == (B, C, A, D)
     assert result.text == "Llamas are larger. Alpacas are bred for fiber."
-    assert result.score == pytest.approx(sum(s.score for s in result.segments))
+    assert result.score == pytest.approx(sum(s.score for s in result.segments) / 2)  # the mean, as paths are compared
     decisions = [e for e in events if isinstance(e, DecisionMade)]
     assert [d.segment_index for d in decisions] == [0, 1]
     assert decisions[1].decision.p_retrieval == pytest.approx(0.9 / 0.91)
@@ -352,8 +356,16 @@ def test_continue_to_use_evidence_keeps_the_current_passage():
     assert [s.retrieval for s in result.segments] == ["retrieval", "continue"]
     assert [s.passage for s in result.segments] == [A, A] and [s.citation for s in result.segments] == [1, 1]
     assert result.segments[1].critique.support == pytest.approx(0.9 + 0.025)
-    assert result.segments[1].decision.retrieve is False
+    assert result.segments[1].decision.retrieve is False and result.segments[1].decision.continue_evidence
     assert result.passages == (A,)
+    # The continue segment has no `</paragraph>` before it: no ISREL term, and A keeps the verdict it got when it
+    # was read, so the answer is not taken for one built on irrelevant passages.
+    assert result.segments[1].critique.relevance is None
+    continued = reply(words("They were bred for fiber."), tok("[Fully supported]", -0.1), eos())
+    seq = math.exp(sum(step.logprob for step in continued) / len(continued))
+    assert result.segments[1].score == pytest.approx(seq + 0.925)
+    assert result.relevance_verdicts[A.id].relevance == pytest.approx(0.9)
+    assert result.abstained is False and result.abstain_reason is None
 
 
 def test_threshold_governs_later_segments_and_max_segments_ends_the_path():
@@ -506,5 +518,6 @@ def test_segments_that_may_still_lose_are_not_streamed():
     engine.on("[No Retrieval]", reply(words("They are camelids."), tok("[Utility:5]", -0.1), eos()))
     result, events = run(engine, Retriever([A, B]), k=2)
     assert len(engine.generate_calls) == 2 and engine.generate_calls[1][0].endswith("[No Retrieval]")
-    assert not any(isinstance(e, TextDelta) for e in events)  # A's finished path could still have won
-    assert result.segments[0].passage == B and result.segments[1].retrieval == "no_retrieval"
+    assert not any(isinstance(e, TextDelta) for e in events)  # A's finished path could still win
+    # And it does: finished paths are compared by their mean segment score, and B's second segment drags it down.
+    assert [s.passage for s in result.segments] == [A] and result.text == "Alpacas are smaller."

@@ -124,11 +124,29 @@ def test_empty_generation_scores_without_error():
     assert sequence_score(gen) == 1.0  # exp(0 / max(0, 1))
 
 
-def test_no_passage_means_no_relevance_and_no_support_unless_generated():
-    gen = generation([WORD, "[Utility:4]"], {1: {"[Utility:4]": -0.2}}, cumulative=-0.4)
+def test_no_passage_means_no_relevance_and_no_support_even_when_generated():
+    # SELFRAG_SPEC 6.1: a [No Retrieval] segment has no evidence, so a support token it emits counts for nothing.
+    gen = generation(
+        [WORD, "[Fully supported]", "[Utility:4]"],
+        {1: {"[Fully supported]": -0.05}, 2: {"[Utility:4]": -0.2}},
+        cumulative=-0.4,
+    )
     review = critique(gen, VOCAB, with_passage=False)
-    assert review.relevance is None and review.support is None
+    assert review.relevance is None and review.support is None and review.support_token is None
+    assert "[Fully supported]" not in review.probabilities
     assert review.utility == pytest.approx(0.5, abs=1e-6)
+
+
+def test_continued_evidence_gets_support_but_no_relevance():
+    # SELFRAG_SPEC 6.1: after [Continue to Use Evidence] no </paragraph> precedes the text, so position 0 is not a
+    # relevance judgement; the passage in context still makes support apply (0 when no support token is generated).
+    gen = generation([WORD, "[Partially supported]"], {0: RELEVANCE, 1: {"[Partially supported]": -0.01}}, cumulative=-0.3)
+    review = critique(gen, VOCAB, with_passage=False, evidence=True)
+    assert review.relevance is None and review.relevance_token is None
+    assert review.support_token == "[Partially supported]"
+    assert review.support == pytest.approx(0.5, abs=1e-6)
+    bare = critique(generation([WORD], {0: RELEVANCE}, cumulative=-0.1), VOCAB, with_passage=False, evidence=True)
+    assert bare.support == 0.0 and bare.relevance is None
 
 
 def test_normalise_is_stable_for_very_negative_logprobs():

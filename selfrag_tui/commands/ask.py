@@ -25,7 +25,7 @@ def critique_marker(segment: "Segment") -> str:
 
 
 def format_answer(answer: "Answer") -> str:
-    """The answer for a terminal: decision, segments with their markers, caution, numbered sources.
+    """The answer for a terminal: decision, segments with their markers, a cut-short note, caution, numbered sources.
 
     Document and model text goes through `clean_text`, so escape sequences inside a PDF never reach the terminal.
     """
@@ -35,6 +35,8 @@ def format_answer(answer: "Answer") -> str:
     lines = [summary[:1].upper() + summary[1:], ""]
     body = [f"{clean_text(segment.text).strip()}  {critique_marker(segment)}".strip() for segment in answer.segments]
     lines.append("\n".join(body) if body else "(empty answer)")
+    if answer.cut:
+        lines += ["", f"Cut short: {clean_text(answer.cut_reason or 'the model did not finish the answer.')}"]
     if answer.abstained:
         lines += ["", f"Caution: {clean_text(answer.abstain_reason or 'the answer is not supported by your documents.')}"]
     if answer.passages:

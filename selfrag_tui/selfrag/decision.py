@@ -9,6 +9,7 @@ and skips exactly when the model is confident it needs retrieval; it is offered 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Sequence
 
 from selfrag_tui.selfrag.settings import DecodingSettings
@@ -83,18 +84,25 @@ def decide_initial(
     )
 
 
-def decide_after(generation: Generation, vocab: ReflectionVocab, settings: DecodingSettings) -> RetrievalDecision:
+def decide_after(
+    generation: Generation, vocab: ReflectionVocab, settings: DecodingSettings, *, has_passage: bool = False
+) -> RetrievalDecision:
     """Segment t > 0: the distribution where the previous segment stopped, read from that generation (no call).
 
     The model marks every new segment with a retrieve-group token; the generation stopped on it, so its last
-    position holds the logprobs of `[Retrieval]` and `[No Retrieval]` there, and the threshold applies to them.
+    position holds the logprobs of `[Retrieval]`, `[No Retrieval]` and `[Continue to Use Evidence]` (spec 6.2):
+    `always` / `never` force the decision at every segment; in `adaptive`, a path with a passage in context
+    (`has_passage`) keeps using it when `[Continue to Use Evidence]` is the most probable of the three, and
+    otherwise the threshold applies to p_R / (p_R + p_N) there, as at the first segment.
     """
     if settings.mode != "adaptive":
         return forced_decision(settings.mode, settings)
     last = len(generation.token_ids) - 1
-    return decide_from_logprobs(
-        generation.logprob_at(last, vocab.retrieval) if last >= 0 else MISSING_LOGPROB,
-        generation.logprob_at(last, vocab.no_retrieval) if last >= 0 else MISSING_LOGPROB,
-        threshold=settings.threshold,
-        formula=settings.threshold_formula,
+    lr, ln, lc = (
+        generation.logprob_at(last, token) if last >= 0 else MISSING_LOGPROB
+        for token in (vocab.retrieval, vocab.no_retrieval, vocab.continue_evidence)
     )
+    decision = decide_from_logprobs(lr, ln, threshold=settings.threshold, formula=settings.threshold_formula)
+    if has_passage and lc > lr and lc > ln:
+        return replace(decision, retrieve=False, continue_evidence=True, logprob_continue=lc)
+    return replace(decision, logprob_continue=lc)

@@ -6,9 +6,15 @@ progress as typed events from the thread it runs in and checks cancellation betw
 
 Long form implements the paper's Algorithm 1, not the released script (which never re-retrieves, always scores
 utility 0, builds wrong sibling prompts and drops shorter finished paths): every segment decides retrieval from
-the model's own retrieve-group distribution, retrieves with the question plus the previous segment, scores K
-candidates, and the beam keeps the best partial paths by the sum of segment scores; the answer is the best
-finished path, whatever its depth.
+the model's own retrieve-group distribution (keeping the current passage when the model chose
+`[Continue to Use Evidence]`), retrieves with the question plus the previous segment, scores K candidates, and
+the beam keeps the best partial paths by the sum of segment scores; the answer is the finished path with the best
+mean segment score, whatever its depth (with the sum, the longest path would win almost always).
+
+Limits (spec 6.3): a segment cut by `max_new_tokens` goes on from where it stopped, within a budget of
+`max_segments x max_new_tokens` generated tokens per answer (`max_new_tokens` in short form); an answer that runs
+out of budget or context is returned and marked cut. A passage that does not fit the context is shortened for
+its own candidate; the other candidates and the answer go on.
 """
 
 from __future__ import annotations
@@ -18,12 +24,18 @@ import re
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 from selfrag_tui.selfrag.settings import DecodingSettings
 from selfrag_tui.engines.base import Engine, EngineError, Generation, GenerationCancelled
 from selfrag_tui.selfrag.decision import decide_after, decide_initial
-from selfrag_tui.selfrag.prompts import ContextOverflow, ContextPiece, PromptBuilder, passage_block_text
+from selfrag_tui.selfrag.prompts import (
+    AssembledPrompt,
+    ContextOverflow,
+    ContextPiece,
+    PromptBuilder,
+    passage_block_text,
+)
 from selfrag_tui.selfrag.scoring import critique, final_score, sequence_score
 from selfrag_tui.selfrag.types import (
     Answer,
@@ -64,6 +76,11 @@ class DecodeError(ValueError):
     made: `DecodingSettings` rejects out-of-range values with the setting's name.)"""
 
 
+# Why an answer stopped before the model finished it: a segment ran out of the answer's token budget or of the
+# context while going on; or the next segment did not fit the context at all.
+CutReason = Literal["budget", "context", "next_context"]
+
+
 @dataclass(frozen=True)
 class _Step:
     """One segment of a path, with what the next prompt needs from it."""
@@ -73,20 +90,52 @@ class _Step:
     generation: Generation
     plain_ids: tuple[int, ...]
     ends_path: bool
+    cut: CutReason | None = None
 
 
 @dataclass(frozen=True)
 class _Path:
     steps: tuple[_Step, ...] = ()
     score: float = 0.0
+    """Sum of segment scores: what the beam ranks partial paths of equal depth by."""
     finished: bool = False
+    cut: CutReason | None = None
+
+    @property
+    def mean(self) -> float:
+        """Mean segment score: what finished paths of different depths are compared by (spec 6.5)."""
+        return self.score / max(len(self.steps), 1)
+
+    @property
+    def generated(self) -> int:
+        """Tokens generated along the path, counted against the answer's budget."""
+        return sum(len(step.generation.token_ids) for step in self.steps)
 
     def current_passage(self) -> Passage | None:
-        """The passage in context for `[Continue to Use Evidence]`: the latest one the path used."""
+        """The passage in context for `[Continue to Use Evidence]`: the one read by the path's latest retrieval
+        segment (continue segments carry the same passage; `[No Retrieval]` ones carry none)."""
         for step in reversed(self.steps):
             if step.segment.passage is not None:
                 return step.segment.passage
         return None
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One prompt of a segment, to be generated until a stop token, EOS, the budget or the context ends it."""
+
+    assemble: Callable[[Sequence[int], int], AssembledPrompt]
+    """(ids generated so far in this segment, new tokens for the call) -> the prompt, fitted to the context."""
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A request's whole generation (every call merged) and the prompt as last placed."""
+
+    prompt: AssembledPrompt
+    generation: Generation
+    truncated: bool
+    cut: CutReason | None
 
 
 class _Turn:
@@ -108,6 +157,8 @@ class _Turn:
         self.citations: dict[str, int] = {}
         self.committed: list[Segment] = []
         self.streamed = False
+        # Generated tokens an answer may use (spec 6.3): a segment cut by max_new_tokens goes on within it.
+        self.budget = settings.max_new_tokens * (settings.max_segments if settings.form == "long" else 1)
 
     def emit(self, event: DecoderEvent) -> None:
         if self.on_event is not None:
@@ -220,9 +271,9 @@ class SelfRagDecoder:
             if passages:
                 steps = self._retrieval_steps(turn, base_ids, _Path(), 0, decision, passages, stop)
                 best = self._pick_short(turn, steps)
-                return _Path((best,), best.segment.score, True)
+                return _Path((best,), best.segment.score, True, best.cut)
         step = self._plain_step(turn, base_ids, _Path(), 0, decision, stop, stream=True)
-        return _Path((step,), step.segment.score, True)
+        return _Path((step,), step.segment.score, True, step.cut)
 
     def _pick_short(self, turn: _Turn, steps: list[_Step]) -> _Step:
         if not turn.settings.closed_set:
@@ -248,14 +299,21 @@ class SelfRagDecoder:
             expansions: list[_Path] = []
             for beam in beams:
                 turn.check_cancel()
+                if beam.generated >= turn.budget:
+                    # The model asked for another segment, but the answer has used its whole budget.
+                    finished.append(replace(beam, finished=True, cut="budget"))
+                    continue
                 if t == 0:
                     step_decision = decision
                 else:
-                    step_decision = decide_after(beam.steps[-1].generation, self.vocab, settings)
+                    step_decision = decide_after(
+                        beam.steps[-1].generation, self.vocab, settings, has_passage=beam.current_passage() is not None
+                    )
                     turn.emit(DecisionMade(t, step_decision))
                 # Streaming is safe only when this continuation is certain to be in the answer.
                 certain = len(beams) == 1 and not finished
                 expansions.extend(self._expand(turn, base_ids, beam, t, step_decision, stop, stream=certain))
+            # Partial paths are all of depth t + 1 here, so ranking by the sum ranks by the mean too.
             ranked = sorted(expansions, key=lambda path: -path.score)  # stable: ties keep beam, passage order
             beams = []
             for path in ranked:
@@ -266,7 +324,8 @@ class SelfRagDecoder:
             turn.commit(_common_prefix([*beams, *finished]))
             if not beams:
                 break
-        return _first_max(finished, lambda path: path.score)
+        # Finished paths differ in depth: compare them by their mean segment score (spec 6.5).
+        return _first_max(finished, lambda path: path.mean)
 
     def _expand(
         self,
@@ -282,6 +341,14 @@ class SelfRagDecoder:
         """Every continuation of `beam` by one segment (K with retrieval, one without)."""
         try:
             if decision.retrieve:
+                # No search for a path that has no room left for even an empty passage block.
+                self.prompts.assemble(
+                    base_ids,
+                    [step.piece for step in beam.steps],
+                    max_new_tokens=min(turn.settings.max_new_tokens, turn.budget - beam.generated),
+                    marker_ids=self.prompts.markers_only,
+                )
+                # The query is the question plus the segment just before this one (not the first).
                 query = turn.question if t == 0 else f"{turn.question} {beam.steps[-1].segment.text}".strip()
                 passages = self._retrieve(turn, t, query)
                 if passages:
@@ -291,13 +358,14 @@ class SelfRagDecoder:
         except ContextOverflow:
             if t == 0:
                 raise
-            # The answer so far fills the context: it ends here.
-            return [replace(beam, finished=True)]
+            # The question and this path's own segments fill the context: the path ends here, cut; the other
+            # beams go on.
+            return [replace(beam, finished=True, cut="next_context")]
         return [self._extend(beam, step)]
 
     @staticmethod
     def _extend(beam: _Path, step: _Step) -> _Path:
-        return _Path((*beam.steps, step), beam.score + step.segment.score, step.ends_path)
+        return _Path((*beam.steps, step), beam.score + step.segment.score, step.ends_path, step.cut)
 
     # -- steps ---------------------------------------------------------------------------------------------------
     def _retrieve(self, turn: _Turn, t: int, query: str) -> list[Passage]:
@@ -326,21 +394,27 @@ class SelfRagDecoder:
     ) -> list[_Step]:
         """K prompts (one passage each), one batched engine call, K scored candidates."""
         earlier = [step.piece for step in beam.steps]
-        assembled = [
-            self.prompts.assemble(base_ids, earlier, max_new_tokens=turn.settings.max_new_tokens, passage=passage)
-            for passage in passages
-        ]
-        generations = self._generate(turn, [prompt.ids for prompt in assembled], stop)
+
+        def request(passage: Passage) -> _Request:
+            return _Request(
+                lambda generated, new_tokens: self.prompts.assemble(
+                    base_ids, earlier, max_new_tokens=new_tokens, passage=passage, generated=generated
+                )
+            )
+
+        outcomes = self._run_segment(turn, beam, [request(passage) for passage in passages], stop)
         candidates = []
-        for index, (passage, prompt, generation) in enumerate(zip(passages, assembled, generations, strict=True)):
-            candidate = self._candidate(turn, generation, passage, index, with_passage=True, truncated=prompt.truncated)
+        for index, (passage, outcome) in enumerate(zip(passages, outcomes, strict=True)):
+            candidate = self._candidate(
+                turn, outcome.generation, passage, index, with_passage=True, evidence=True, truncated=outcome.truncated
+            )
             turn.verdicts.setdefault(passage.id, candidate.critique)
             candidates.append(candidate)
             turn.emit(CandidateScored(t, candidate))
         siblings = tuple(candidates)
         return [
-            self._make_step(t, "retrieval", decision, candidate, generation, siblings, prompt.tail, with_passage=True)
-            for prompt, candidate, generation in zip(assembled, candidates, generations, strict=True)
+            self._make_step(t, "retrieval", decision, candidate, outcome, siblings, outcome.prompt.tail)
+            for candidate, outcome in zip(candidates, outcomes, strict=True)
         ]
 
     def _plain_step(
@@ -354,23 +428,91 @@ class SelfRagDecoder:
         *,
         stream: bool,
     ) -> _Step:
-        """Continue without a new passage: `[No Retrieval]`, or `[Continue to Use Evidence]` when the model chose
-        it and a passage is in context."""
-        passage = beam.current_passage()
-        chose_continue = bool(beam.steps) and beam.steps[-1].generation.token_ids[-1:] == [self.vocab.continue_evidence]
-        if chose_continue and passage is not None and not decision.retrieve and turn.settings.mode != "never":
+        """Continue without a new passage: `[No Retrieval]`, or `[Continue to Use Evidence]` when the decision
+        chose it (spec 6.2), with the path's current passage still in context."""
+        passage = beam.current_passage() if decision.continue_evidence else None
+        if passage is not None:
             kind: SegmentRetrieval = "continue"
             marker = (self.vocab.continue_evidence,)
         else:
-            kind, marker, passage = "no_retrieval", (self.vocab.no_retrieval,), None
+            kind, marker = "no_retrieval", (self.vocab.no_retrieval,)
         earlier = [step.piece for step in beam.steps]
-        prompt = self.prompts.assemble(
-            base_ids, earlier, max_new_tokens=turn.settings.max_new_tokens, marker_ids=marker
+        request = _Request(
+            lambda generated, new_tokens: self.prompts.assemble(
+                base_ids, earlier, max_new_tokens=new_tokens, marker_ids=marker, generated=generated
+            )
         )
-        (generation,) = self._generate(turn, [prompt.ids], stop, stream=stream)
-        candidate = self._candidate(turn, generation, passage, None, with_passage=kind == "continue")
+        (outcome,) = self._run_segment(turn, beam, [request], stop, stream=stream)
+        # A continue segment is judged on support and utility but not relevance: no `</paragraph>` precedes it,
+        # and the passage keeps the verdict it got when it was read (spec 6.1).
+        candidate = self._candidate(
+            turn, outcome.generation, passage, None, with_passage=False, evidence=kind == "continue"
+        )
         turn.emit(CandidateScored(t, candidate))
-        return self._make_step(t, kind, decision, candidate, generation, (candidate,), marker, with_passage=False)
+        return self._make_step(t, kind, decision, candidate, outcome, (candidate,), marker)
+
+    def _run_segment(
+        self,
+        turn: _Turn,
+        beam: _Path,
+        requests: Sequence[_Request],
+        stop: tuple[int, ...],
+        *,
+        stream: bool = False,
+    ) -> list[_Outcome]:
+        """Generate every request of one segment in batched calls until each reaches a stop token or EOS.
+
+        A generation cut by `max_new_tokens` is not a finished segment (spec 6.3): it goes on from where it
+        stopped (same prompt and passage, no new decision) while the path's token budget and the context allow;
+        otherwise it is marked cut. Raises ContextOverflow only when the first call does not fit, which is the
+        same for every request of the segment (a passage that does not fit is shortened by the prompt builder).
+        """
+        settings = turn.settings
+        left = turn.budget - beam.generated
+        new_tokens = min(settings.max_new_tokens, left)
+        prompts = [request.assemble((), new_tokens) for request in requests]
+        generations = self._generate(turn, [prompt.ids for prompt in prompts], stop, new_tokens, stream=stream)
+        truncated = [prompt.truncated for prompt in prompts]
+        cut: list[CutReason | None] = [None] * len(requests)
+        while True:
+            pending: list[int] = []
+            next_prompts: list[AssembledPrompt] = []
+            next_tokens = settings.max_new_tokens
+            for index, generation in enumerate(generations):
+                if generation.finish_reason != "length" or cut[index] is not None:
+                    continue
+                room = left - len(generation.token_ids)
+                if room <= 0:
+                    cut[index] = "budget"
+                    continue
+                pending.append(index)
+                next_tokens = min(next_tokens, room)
+            if not pending:
+                break
+            kept: list[int] = []
+            for index in pending:
+                try:
+                    prompt = requests[index].assemble(tuple(generations[index].token_ids), next_tokens)
+                except ContextOverflow:
+                    cut[index] = "context"
+                    continue
+                prompts[index] = prompt
+                truncated[index] = truncated[index] or prompt.truncated
+                kept.append(index)
+                next_prompts.append(prompt)
+            if not kept:
+                break
+            more = self._generate(
+                turn, [prompt.ids for prompt in next_prompts], stop, next_tokens, stream=stream, continuing=True
+            )
+            for index, extra in zip(kept, more, strict=True):
+                if not extra.token_ids:  # an engine that makes no progress must not loop forever
+                    cut[index] = "budget"
+                generations[index] = _joined(generations[index], extra)
+        return [
+            _Outcome(prompt, generation, was_truncated, reason)
+            for prompt, generation, was_truncated, reason in zip(prompts, generations, truncated, cut, strict=True)
+        ]
 
     def _make_step(
         self,
@@ -378,18 +520,16 @@ class SelfRagDecoder:
         kind: SegmentRetrieval,
         decision: RetrievalDecision,
         candidate: Candidate,
-        generation: Generation,
+        outcome: _Outcome,
         siblings: tuple[Candidate, ...],
         head: Sequence[int],
-        *,
-        with_passage: bool,
     ) -> _Step:
         generated = list(candidate.token_ids)
-        ends_path = not (generated and generated[-1] in self.vocab.retrieve_ids)
+        ends_path = outcome.cut is not None or not (generated and generated[-1] in self.vocab.retrieve_ids)
         # The stop token opens the next segment, which brings its own marker; EOS ends the answer.
         body = generated[:-1] if generated and generated[-1] in (*self.vocab.retrieve_ids, self.engine.eos_token_id) else generated
         full = (*head, *body)
-        without_passage = (*self.prompts.markers_only, *body) if with_passage else None
+        without_passage = (*self.prompts.markers_only, *body) if kind == "retrieval" else None
         segment = Segment(
             index=t,
             retrieval=kind,
@@ -400,9 +540,10 @@ class SelfRagDecoder:
             score=candidate.final_score,
             passage=candidate.passage,
             candidates=siblings,
+            cut=outcome.cut is not None,
         )
         plain = tuple(token for token in body if token not in self._strip_ids)
-        return _Step(segment, ContextPiece(tuple(full), without_passage), generation, plain, ends_path)
+        return _Step(segment, ContextPiece(tuple(full), without_passage), outcome.generation, plain, ends_path, outcome.cut)
 
     def _raw_text(self, head: Sequence[int], body: Sequence[int], candidate: Candidate) -> str:
         """The segment as the model saw it; the passage block's text is rebuilt rather than decoded (cheaper)."""
@@ -418,9 +559,10 @@ class SelfRagDecoder:
         index: int | None,
         *,
         with_passage: bool,
+        evidence: bool,
         truncated: bool = False,
     ) -> Candidate:
-        review = critique(generation, self.vocab, with_passage=with_passage)
+        review = critique(generation, self.vocab, with_passage=with_passage, evidence=evidence)
         seq = sequence_score(generation)
         return Candidate(
             passage_index=index,
@@ -440,12 +582,20 @@ class SelfRagDecoder:
         return self.engine.decode([token for token in token_ids if token not in self._strip_ids]).strip()
 
     def _generate(
-        self, turn: _Turn, prompts: list[list[int]], stop: tuple[int, ...], *, stream: bool = False
+        self,
+        turn: _Turn,
+        prompts: list[list[int]],
+        stop: tuple[int, ...],
+        max_new_tokens: int,
+        *,
+        stream: bool = False,
+        continuing: bool = False,
     ) -> list[Generation]:
         turn.check_cancel()
         on_token = None
         if stream and len(prompts) == 1:
-            segment_started = False
+            # A segment that goes on after max_new_tokens streams on from where it stopped.
+            segment_started = continuing
 
             def on_token(token_id: int, delta: str) -> None:
                 # Reflection tokens are shown as markers from the critique, not as text.
@@ -466,7 +616,7 @@ class SelfRagDecoder:
         started = time.perf_counter()
         generations = self.engine.generate(
             prompts,
-            max_new_tokens=turn.settings.max_new_tokens,
+            max_new_tokens=max_new_tokens,
             stop_token_ids=stop,
             score_ids=self.vocab.score_ids,
             cancel=turn.cancel,
@@ -495,11 +645,13 @@ class SelfRagDecoder:
         )
         verdicts = dict(turn.verdicts)
         for segment in segments:
+            # Only a segment that read its passage judged it: continue segments keep the passage's verdict.
             if segment.passage is not None and segment.critique.relevance is not None:
                 verdicts[segment.passage.id] = segment.critique
         reason = self._abstain_reason(turn, segments, verdicts)
         plain_parts = [self.engine.decode(list(step.plain_ids)).strip() for step in path.steps]
         sources = turn.logprob_sources
+        cut_segment = len(segments) - 1 if path.cut is not None and segments else None
         return Answer(
             question=turn.question,
             form=turn.settings.form,
@@ -508,12 +660,41 @@ class SelfRagDecoder:
             passages=passages,
             text=" ".join(part for part in plain_parts if part),
             raw_text="".join(segment.raw_text for segment in segments),
-            score=path.score,
+            score=path.mean,
             relevance_verdicts=verdicts,
             abstained=reason is not None,
             abstain_reason=reason,
             timings=dict(turn.timings),
             logprob_source="topk" if "topk" in sources else "exact",
+            cut=cut_segment is not None,
+            cut_segment=cut_segment,
+            cut_reason=self._cut_reason(turn, path.cut, cut_segment, len(segments)) if cut_segment is not None else None,
+        )
+
+    def _cut_reason(self, turn: _Turn, cut: CutReason, index: int, count: int) -> str:
+        settings = turn.settings
+        where = f"Segment {index + 1}" if count > 1 else "The answer"
+        context = f"the {self.engine.max_context}-token context of the model '{self.engine.model_name}'"
+        if cut == "budget":
+            if settings.form == "short":
+                limit = f"decoding.max_new_tokens = {settings.max_new_tokens}"
+            else:
+                limit = (
+                    f"{turn.budget} generated tokens, decoding.max_new_tokens ({settings.max_new_tokens}) x "
+                    f"decoding.max_segments ({settings.max_segments})"
+                )
+            return (
+                f"{where} was cut before the model finished it: the answer reached its limit of {limit}. "
+                f"Raise decoding.max_new_tokens for a longer answer."
+            )
+        if cut == "context":
+            return (
+                f"{where} was cut before the model finished it: it filled {context}. "
+                f"Ask a shorter question or lower decoding.max_new_tokens."
+            )
+        return (
+            f"The answer stops after segment {index + 1}, unfinished: the model asked to go on, but the next segment "
+            f"does not fit {context}. Lower decoding.max_new_tokens for room to go on."
         )
 
     def _abstain_reason(
@@ -545,6 +726,19 @@ class SelfRagDecoder:
                     f"({token}, support {support:.2f})."
                 )
         return " ".join(reasons) if reasons else None
+
+
+def _joined(first: Generation, more: Generation) -> Generation:
+    """One generation from a segment generated in several calls (the second goes on where the first stopped)."""
+    return Generation(
+        token_ids=[*first.token_ids, *more.token_ids],
+        text=first.text + more.text,
+        token_logprobs=[*first.token_logprobs, *more.token_logprobs],
+        score_logprobs=[*first.score_logprobs, *more.score_logprobs],
+        cumulative_logprob=first.cumulative_logprob + more.cumulative_logprob,
+        finish_reason=more.finish_reason,
+        logprob_source="topk" if "topk" in (first.logprob_source, more.logprob_source) else "exact",
+    )
 
 
 def _common_prefix(paths: Sequence[_Path]) -> list[Segment]:

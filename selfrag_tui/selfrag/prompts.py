@@ -43,14 +43,14 @@ def strip_added_tokens(text: str) -> str:
     return _ADDED_TOKEN_PATTERN.sub("", text)
 
 
-def passage_content(passage: Passage, text: str | None = None) -> str:
+def passage_content(passage: Passage, text: str | None = None, title: str | None = None) -> str:
     """What goes between `<paragraph>` and `</paragraph>`: `"{title}\\n{text}"`."""
     body = strip_added_tokens(passage.text if text is None else text)
-    return f"{strip_added_tokens(passage.title)}\n{body}"
+    return f"{strip_added_tokens(passage.title if title is None else title)}\n{body}"
 
 
-def passage_block_text(passage: Passage, text: str | None = None) -> str:
-    return f"{RETRIEVAL}{PARAGRAPH_OPEN}{passage_content(passage, text)}{PARAGRAPH_CLOSE}"
+def passage_block_text(passage: Passage, text: str | None = None, title: str | None = None) -> str:
+    return f"{RETRIEVAL}{PARAGRAPH_OPEN}{passage_content(passage, text, title)}{PARAGRAPH_CLOSE}"
 
 
 def transcript(history: Sequence[tuple[str, str]]) -> str:
@@ -126,21 +126,33 @@ class PromptBuilder:
     def passage_block(self, passage: Passage, max_tokens: int | None = None) -> PassageBlock | None:
         """The passage block, its text cut at a token boundary so the block fits `max_tokens`.
 
-        Returns None when not even the markers and title fit.
+        The title is kept whole while the markers, the title and any text fit; only a title longer than the room
+        left is cut too. Returns None when not even the markers fit.
         """
         ids = tuple(self.engine.encode(passage_block_text(passage), add_bos=False))
         if max_tokens is None or len(ids) <= max_tokens:
             return PassageBlock(passage, ids)
         text_ids = list(self.engine.encode(strip_added_tokens(passage.text), add_bos=False))
-        keep = len(text_ids) - (len(ids) - max_tokens)
-        while keep > 0:
-            shortened = self.engine.decode(text_ids[:keep]).rstrip()
-            ids = tuple(self.engine.encode(passage_block_text(passage, shortened), add_bos=False))
-            if len(ids) <= max_tokens:
-                return PassageBlock(passage, ids, truncated=True)
-            keep -= max(1, len(ids) - max_tokens)
-        ids = tuple(self.engine.encode(passage_block_text(passage, ""), add_bos=False))
-        return PassageBlock(passage, ids, truncated=True) if len(ids) <= max_tokens else None
+        fitted = self._fit(text_ids, max_tokens, lambda kept: passage_block_text(passage, kept))
+        if fitted is not None:
+            return PassageBlock(passage, fitted, truncated=True)
+        title_ids = list(self.engine.encode(strip_added_tokens(passage.title), add_bos=False))
+        fitted = self._fit(title_ids, max_tokens, lambda kept: passage_block_text(passage, "", kept))
+        return PassageBlock(passage, fitted, truncated=True) if fitted is not None else None
+
+    def _fit(self, ids: list[int], max_tokens: int, render) -> tuple[int, ...] | None:
+        """The ids of `render(the longest prefix of ids, decoded)` that fit `max_tokens` (None if not even the empty
+        prefix fits)."""
+        keep = len(ids)
+        while keep >= 0:
+            shortened = self.engine.decode(ids[:keep]).rstrip() if keep else ""
+            rendered = tuple(self.engine.encode(render(shortened), add_bos=False))
+            if len(rendered) <= max_tokens:
+                return rendered
+            if keep == 0:
+                return None
+            keep = max(0, keep - max(1, len(rendered) - max_tokens))
+        return None
 
     # -- whole prompts ------------------------------------------------------------------------------------------
     def assemble(
@@ -151,11 +163,14 @@ class PromptBuilder:
         max_new_tokens: int,
         passage: Passage | None = None,
         marker_ids: Sequence[int] = (),
+        generated: Sequence[int] = (),
     ) -> AssembledPrompt:
-        """`base + earlier segments + (passage block | marker)` so that it plus `max_new_tokens` fits.
+        """`base + earlier segments + (passage block | marker) + generated` so that it plus `max_new_tokens` fits.
 
-        Earlier passage texts are removed oldest first; then the new passage's text is shortened. Raises
-        ContextOverflow when even that is not enough.
+        `generated` is the part of the current segment already generated, when a segment cut by `max_new_tokens`
+        goes on. Earlier passage texts are removed oldest first; then the new passage's text is shortened (its
+        title kept), so a candidate always fits while the rest of the prompt does. Raises ContextOverflow when even
+        that is not enough: the question, the earlier segments' own tokens and the markers fill the context.
         """
         limit = self.engine.max_context - max_new_tokens
         pieces = [piece.full for piece in earlier]
@@ -167,7 +182,7 @@ class PromptBuilder:
             tail = block.ids
 
         def total() -> int:
-            return len(base_ids) + sum(len(piece) for piece in pieces) + len(tail)
+            return len(base_ids) + sum(len(piece) for piece in pieces) + len(tail) + len(generated)
 
         dropped = 0
         for index, piece in enumerate(earlier):
@@ -189,6 +204,7 @@ class PromptBuilder:
         for piece in pieces:
             ids.extend(piece)
         ids.extend(tail)
+        ids.extend(generated)
         return AssembledPrompt(ids=ids, tail=tuple(tail), passages_dropped=dropped, truncated=truncated)
 
     def _overflow_message(self, prompt_tokens: int, max_new_tokens: int) -> str:

@@ -111,13 +111,20 @@ def sequence_score(generation: Generation) -> float:
     return math.exp(generation.cumulative_logprob / max(len(generation.token_ids), 1))
 
 
-def critique(generation: Generation, vocab: ReflectionVocab, *, with_passage: bool) -> Critique:
-    """The model's reflection on one generation.
+def critique(
+    generation: Generation, vocab: ReflectionVocab, *, with_passage: bool, evidence: bool | None = None
+) -> Critique:
+    """The model's reflection on one generation, with the terms its kind of segment gets (spec 6.1).
 
-    With a passage (right after `</paragraph>`), ISREL is read at position 0 and ISSUP is 0 when no support
-    token was generated. Without one (`[No Retrieval]`), there is no relevance, and support is only reported
-    when the model generated a support token anyway. ISUSE is 0 when no utility token was generated.
+    `with_passage`: the generation starts right after `</paragraph>` (a retrieved passage), so ISREL is read at
+    position 0. `evidence`: a passage is in context (defaults to `with_passage`; True for
+    `[Continue to Use Evidence]`, which has no `</paragraph>` before it and so no ISREL), so ISSUP applies, 0 when
+    no support token was generated. Without evidence (`[No Retrieval]`) there is neither relevance nor support,
+    even if the model emits a support token: nothing stands behind it. ISUSE always applies, 0 when no utility
+    token was generated.
     """
+    if evidence is None:
+        evidence = with_passage
     probabilities: dict[str, float] = {}
     relevance: float | None = None
     relevance_token: str | None = None
@@ -125,10 +132,14 @@ def critique(generation: Generation, vocab: ReflectionVocab, *, with_passage: bo
         rel = relevance_reading(generation, vocab)
         relevance, relevance_token = relevance_score(rel), rel.token
         probabilities.update(rel.probabilities)
-    sup = support_reading(generation, vocab)
-    support: float | None = support_score(sup) if (sup is not None or with_passage) else None
-    if sup is not None:
-        probabilities.update(sup.probabilities)
+    support: float | None = None
+    support_token: str | None = None
+    if evidence:
+        sup = support_reading(generation, vocab)
+        support = support_score(sup)
+        if sup is not None:
+            support_token = sup.token
+            probabilities.update(sup.probabilities)
     use = utility_reading(generation, vocab)
     if use is not None:
         probabilities.update(use.probabilities)
@@ -136,7 +147,7 @@ def critique(generation: Generation, vocab: ReflectionVocab, *, with_passage: bo
         relevance=relevance,
         relevance_token=relevance_token,
         support=support,
-        support_token=sup.token if sup is not None else None,
+        support_token=support_token,
         utility=utility_score(use),
         utility_token=use.token if use is not None else None,
         probabilities=probabilities,

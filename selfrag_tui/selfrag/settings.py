@@ -47,7 +47,11 @@ class DecodingSettings(BaseModel):
     max_segments: int = Field(
         6, ge=1, le=32, title="Max segments", description="segments per answer at most (long form)"
     )
-    max_new_tokens: int = Field(200, ge=1, le=4096, title="Max new tokens", description="tokens per segment at most")
+    max_new_tokens: int = Field(
+        200, ge=1, le=4096, title="Max new tokens",
+        description="tokens per generation step; a segment cut here goes on, within max segments x this per answer "
+        "(this alone in short form), and an answer cut by that limit is marked cut",
+    )
     history_token_budget: int = Field(
         1024, ge=0, le=32768, title="History tokens",
         description="tokens of earlier chat turns folded into the prompt (oldest dropped first); 0 answers every "

@@ -55,6 +55,11 @@ class RetrievalDecision:
     """The ratio compared with the threshold (None when the mode forced the decision without a model call)."""
     logprob_retrieval: float | None = None
     logprob_no_retrieval: float | None = None
+    continue_evidence: bool = False
+    """The model chose `[Continue to Use Evidence]` (t > 0, adaptive): the segment goes on with the passage already
+    in context, without a new search (spec 6.2). `retrieve` is then False."""
+    logprob_continue: float | None = None
+    """Logprob of `[Continue to Use Evidence]` where the previous segment stopped (None at t = 0 and when forced)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,9 @@ class Segment:
     """1-based citation number into `Answer.passages`; None when the segment used no passage."""
     candidates: tuple[Candidate, ...] = ()
     """Every candidate generated for this segment (K for retrieval steps), for the candidate view."""
+    cut: bool = False
+    """The segment stopped before the model finished it (the answer's token budget or the model's context ran
+    out): its text may end mid-sentence. `Answer.cut_reason` says why."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,8 @@ class Answer:
     raw_text: str
     """Answer text with reflection tokens and passage markers kept, as the model produced it."""
     score: float
+    """Mean segment score of the returned path: finished paths of different lengths are compared by it (spec 6.5);
+    for one segment it is that segment's score."""
     relevance_verdicts: dict[str, Critique] = field(default_factory=dict)
     """Per passage id, the model's relevance judgement (from the candidate generated with that passage)."""
     abstained: bool = False
@@ -139,6 +149,13 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     logprob_source: str = "exact"
     """How reflection logprobs were obtained by the engine: `exact` or `topk`."""
+    cut: bool = False
+    """The answer is unfinished: the model wanted to go on, but the answer's token budget or the model's context
+    ran out (spec 6.3). Reaching `max_segments` is a normal end, not a cut."""
+    cut_segment: int | None = None
+    """0-based index into `segments` of the segment where the answer was cut (None when not cut)."""
+    cut_reason: str | None = None
+    """Why and where the answer was cut, in words (None when not cut)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
