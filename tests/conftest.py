@@ -145,3 +145,19 @@ def tiny_engine(tiny_model_dir):
 
 
 # ===== end of tiny Self-RAG model fixtures =========================================================================
+
+
+# ===== test tiers ==================================================================================================
+# The fast tier (`pytest -m "not slow"`) loads no model; every test that uses a real model (the embedding model, the
+# tiny generator, a GGUF, a llama.cpp server) is in the real-model tier, marked here by the fixtures it uses.
+
+REAL_MODEL_FIXTURES = frozenset({
+    "embedder", "store", "sample_store", "empty_store", "tiny_engine", "tiny_transformers_engine", "tui_engine",
+    "make_app", "tiny_gguf", "tiny_gguf_text_tokens", "llama_server", "llamacpp_engine", "llamacpp_native",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -12,6 +12,8 @@ import pytest
 
 from selfrag_tui.cli import main
 
+pytestmark = pytest.mark.slow  # the tiny real generator and the embedding model, through the CLI
+
 LLAMAS = "Can you tell me the difference between llamas and alpacas?"
 ODD_ONE_OUT = "Leave odd one out: twitter, instagram, whatsapp."
 ALPACA_ANSWER = (
