@@ -33,6 +33,48 @@ def clean_text(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
 
 
+_BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_UNSAFE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}\\ud800-\\udfff]")
+
+
+def _picture(match: re.Match[str]) -> str:
+    ch = match.group()
+    code = ord(ch)
+    if code == 0x1B:
+        return "\u241b"  # ␛
+    if code < 0x20:
+        return chr(0x2400 + code)  # Control Pictures: ␀ … ␟ (␉ for tab, ␊ for newline)
+    if code == 0x7F:
+        return "\u2421"  # ␡
+    if 0xD800 <= code <= 0xDFFF:
+        return "\ufffd"  # half of a character pair (a file name that is not valid UTF-8)
+    return f"\u27e8U+{code:04X}\u27e9"  # ⟨U+202E⟩: C1 controls and bidi overrides, named
+
+
+def visible_text(text: str, *, multiline: bool = True) -> str:
+    """Text from a document, a file name or the model, safe to print to a terminal: every control character is
+    shown as a visible symbol (ESC as ␛, so `␛[31m` reads as the escape it is), C1 controls and bidi overrides as
+    `⟨U+202E⟩`. Nothing that reaches the terminal can move the cursor, recolour it, set its title or clipboard,
+    ring its bell, or reorder the characters around it. Newlines stay when `multiline` (tabs become spaces);
+    single-line fields (names, titles) show them as ␊."""
+    if multiline:
+        text = text.replace("\r\n", "\n").replace("\t", "    ")
+        return "\n".join(_UNSAFE.sub(_picture, line) for line in text.split("\n"))
+    return _UNSAFE.sub(_picture, text)
+
+
+_JSON_UNSAFE = re.compile(f"[\\x7f-\\x9f{_BIDI}\\ud800-\\udfff]")
+
+
+def safe_json(value: object, **options) -> str:
+    """`json.dumps` for the terminal: exact data (every string decodes to what it was), with C1 controls, bidi
+    overrides and unpaired surrogates written as `\\uXXXX` escapes rather than raw (json already escapes C0)."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, **options)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """One judgement of the model, ready to display."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -27,22 +26,30 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
         records = store.documents()
         stats = store.stats()
     except StoreError as exc:
-        print(f"selfrag-chat docs: {exc}", file=sys.stderr)
+        from selfrag_tui.application.verdicts import visible_text
+
+        print(f"selfrag-chat docs: {visible_text(str(exc))}", file=sys.stderr)
         return 2
+    from selfrag_tui.application.verdicts import safe_json, visible_text
+
     if args.json:
-        print(json.dumps({"store": stats, "documents": [dataclasses.asdict(r) for r in records]},
-                         ensure_ascii=False, indent=2))
+        print(safe_json({"store": stats, "documents": [dataclasses.asdict(r) for r in records]}, indent=2))
         return 0
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console()
+    console = Console(highlight=False)
     if not records:
-        console.print(f"No documents in {stats['path']}. Add some with `selfrag-chat ingest PATH`.")
+        console.print(Text(f"No documents in {visible_text(str(stats['path']), multiline=False)}. Add some with "
+                           f"`selfrag-chat ingest PATH`."))
         return 0
-    table = Table(title=f"{stats['path']}  ·  {stats['documents']} documents, {stats['chunks']} passages, "
-                        f"{stats['failed']} failed  ·  embedder {stats['embedder']}", title_justify="left")
+    # Every name, title and reason is data: a Text object, never markup, with control characters made visible.
+    title = Text(f"{visible_text(str(stats['path']), multiline=False)}  ·  {stats['documents']} documents, "
+                 f"{stats['chunks']} passages, {stats['failed']} failed  ·  embedder "
+                 f"{visible_text(str(stats['embedder']), multiline=False)}")
+    table = Table(title=title, title_justify="left")
     table.add_column("status")
     table.add_column("document", overflow="fold", ratio=2)
     table.add_column("pages", justify="right")
@@ -51,14 +58,20 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
     table.add_column("id", style="dim", no_wrap=True)
     table.add_column("notes", overflow="fold", ratio=2)
     for record in records:
-        status = "[green]ok[/]" if record.status == "ok" else "[red]failed[/]"
+        status = (Text("failed", style="red") if record.status != "ok" else
+                  Text("partial", style="yellow") if record.partial else Text("ok", style="green"))
         notes = record.error or ""
         if record.warnings:
             notes = "; ".join(filter(None, [notes, *record.warnings]))
         when = datetime.fromtimestamp(record.ingested_at).strftime("%m-%d %H:%M") if record.ingested_at else ""
-        file_name = Path(record.path).name
-        name = f"{record.title}\n[dim]{file_name}[/]" if record.title != Path(record.path).stem else file_name
-        table.add_row(status, name, str(record.pages or ""), str(record.chunks), when, record.doc_id[:8], notes)
+        file_name = visible_text(Path(record.path).name, multiline=False)
+        name = Text(file_name)
+        if record.title != Path(record.path).stem:
+            name = Text(visible_text(record.title, multiline=False) + "\n")
+            name.append(file_name, style="dim")
+        table.add_row(status, name, str(record.pages or ""), str(record.chunks), when, record.doc_id[:8],
+                      Text(visible_text(notes)))
     console.print(table)
-    console.print("[dim]Full paths and ids: selfrag-chat docs --json. Remove with: selfrag-chat rm PATH_OR_ID[/]")
+    console.print(Text("Full paths and ids: selfrag-chat docs --json. Remove with: selfrag-chat rm PATH_OR_ID",
+                       style="dim"))
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,34 +65,43 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
         if args.doc:
             _, missing = store.resolve_documents(args.doc)
             if missing:
-                print(f"selfrag-chat search: not in the store: {', '.join(missing)} (see `selfrag-chat docs`)",
+                from selfrag_tui.application.verdicts import visible_text
+
+                names = visible_text(", ".join(missing), multiline=False)
+                print(f"selfrag-chat search: not in the store: {names} (see `selfrag-chat docs`)",
                       file=sys.stderr)
                 return 1
         hits = store.search(args.query, k=args.k, mode=mode, documents=args.doc)
     except StoreError as exc:
-        print(f"selfrag-chat search: {exc}", file=sys.stderr)
+        from selfrag_tui.application.verdicts import visible_text
+
+        print(f"selfrag-chat search: {visible_text(str(exc))}", file=sys.stderr)
         return 2
 
+    from selfrag_tui.application.verdicts import safe_json, visible_text
+
     if args.json:
-        print(json.dumps({"query": args.query, "mode": mode, "hits": [hit_json(i, h) for i, h in enumerate(hits, 1)]},
-                         ensure_ascii=False, indent=2))
+        print(safe_json({"query": args.query, "mode": mode, "hits": [hit_json(i, h) for i, h in enumerate(hits, 1)]},
+                        indent=2))
         return 0
     from rich.console import Console
     from rich.text import Text
 
-    console = Console()
+    console = Console(highlight=False)
     if not hits:
         empty = store.count_chunks() == 0
-        console.print(f"No passages found{' (the store is empty: add files with `selfrag-chat ingest PATH`)' if empty else ''}.")
+        console.print(Text(f"No passages found"
+                           f"{' (the store is empty: add files with `selfrag-chat ingest PATH`)' if empty else ''}."))
         return 0
+    # Passages, titles and file names are document data: Text objects (never markup), controls made visible.
     for rank, hit in enumerate(hits, 1):
         header = Text()
         header.append(f"{rank}. ", style="bold")
-        header.append(location(hit), style="bold cyan")
+        header.append(visible_text(location(hit), multiline=False), style="bold cyan")
         header.append(f"   {mode} score {hit.score:.3f}", style="dim")
         console.print(header)
-        console.print(Text(hit.title, style="italic"))
+        console.print(Text(visible_text(hit.title, multiline=False), style="italic"))
         text = hit.text if len(hit.text) <= 700 else hit.text[:697] + "..."
-        console.print(Text(text), soft_wrap=False)
+        console.print(Text(visible_text(text)), soft_wrap=False)
         console.print()
     return 0
