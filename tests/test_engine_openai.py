@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,7 +18,7 @@ from selfrag_tui.engines.completions import (
     parse_choice,
     spm_text_for_server,
 )
-from selfrag_tui.engines.http import normalise_base_url
+from selfrag_tui.engines.http import ServerClient, ServerError, normalise_base_url
 from selfrag_tui.engines.openai_engine import OpenAIEngine
 from selfrag_tui.reflection import ReflectionVocab
 
@@ -125,13 +127,133 @@ def test_base_url_without_v1_is_explained(llama_server, tiny_gguf_text_tokens, t
         OpenAIEngine.connect(root, model=str(tiny_gguf_text_tokens), tokenizer=str(tiny_model_dir), retries=0)
 
 
+@pytest.mark.slow
+def test_one_prompt_streams_token_by_token_and_matches_the_whole_answer(server_engine):
+    vocab = ReflectionVocab.from_engine(server_engine)
+    base, passages = build_prompts(server_engine.encode, sample_cases())
+    streamed: list[int] = []
+    arrival: list[float] = []
+
+    def on_token(token_id: int, text: str) -> None:
+        streamed.append(token_id)
+        arrival.append(time.monotonic())
+
+    (generation,) = server_engine.generate([passages[0]], max_new_tokens=12, stop_token_ids=vocab.retrieve_ids,
+                                           score_ids=vocab.score_ids, on_token=on_token)
+    finished = time.monotonic()
+    assert streamed == generation.token_ids and len(streamed) > 3
+    assert arrival[0] < finished  # the first token came before the answer ended
+    whole = server_engine._complete(passages[0], max_new_tokens=12, stop_token_ids=vocab.retrieve_ids,
+                                    score_ids=vocab.score_ids, stream=False)
+    assert generation.token_ids == whole.token_ids
+    assert generation.token_logprobs == pytest.approx(whole.token_logprobs, abs=1e-5)
+    for ours, theirs in zip(generation.score_logprobs, whole.score_logprobs, strict=True):
+        assert ours == pytest.approx(theirs, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_cancel_during_a_stream_stops_at_the_next_token(server_engine):
+    prompt = server_engine.encode("### Instruction:\nTell me about alpacas.\n\n### Response:\n")
+    cancel = threading.Event()
+    seen: list[int] = []
+
+    def stop_after_three(token_id: int, text: str) -> None:
+        seen.append(token_id)
+        if len(seen) == 3:
+            cancel.set()
+
+    with pytest.raises(GenerationCancelled):
+        server_engine.generate([prompt], max_new_tokens=30, cancel=cancel, on_token=stop_after_three)
+    assert len(seen) == 3
+    (again,) = server_engine.generate([prompt], max_new_tokens=2)  # the connection pool still works
+    assert len(again.token_ids) == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Servers that are down, fail or hang (real loopback servers)
+
+
+class MisbehavingServer:
+    """A loopback HTTP server that answers every request with `status` after `delay_s`, counting requests."""
+
+    def __init__(self, status: int, *, delay_s: float = 0.0, body: str = '{"error": {"message": "boom"}}') -> None:
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def answer(self) -> None:
+                server.requests += 1
+                time.sleep(delay_s)
+                raw = body.encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_an_overloaded_server_is_retried_with_back_off_then_explained():
+    server = MisbehavingServer(503)
+    client = ServerClient(server.base_url, retries=2, backoff_s=0.01)
+    try:
+        with pytest.raises(ServerError, match=r"HTTP 503 after 3 attempts.*overloaded") as info:
+            client.request("GET", "/models")
+        assert info.value.status == 503 and server.requests == 3
+    finally:
+        client.close()
+        server.close()
+
+
+def test_a_request_the_server_rejects_is_not_retried_and_says_what_the_server_said():
+    server = MisbehavingServer(400, body='{"error": {"message": "max_tokens must be at least 1"}}')
+    client = ServerClient(server.base_url, retries=3, backoff_s=0.01)
+    try:
+        with pytest.raises(ServerError, match=r"rejected /completions \(HTTP 400\).*max_tokens must be") as info:
+            list(client.stream("/completions", {"prompt": [1]}))
+        assert info.value.status == 400 and server.requests == 1
+    finally:
+        client.close()
+        server.close()
+
+
+def test_a_server_that_does_not_answer_in_time_names_the_timeout_setting():
+    server = MisbehavingServer(200, delay_s=2.0)
+    client = ServerClient(server.base_url, timeout_s=0.3, retries=2)
+    try:
+        started = time.monotonic()
+        with pytest.raises(EngineError, match=r"did not answer /completions within 0.3 s.*--request-timeout-s"):
+            client.request("POST", "/completions", {"prompt": [1]})
+        assert time.monotonic() - started < 1.5  # a read timeout is not retried: the request may be running
+        assert server.requests == 1
+    finally:
+        client.close()
+        server.close()
+
+
 def test_unreachable_server_is_reported_after_retries(tiny_model_dir):
     import socket
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(EngineError, match=r"Cannot reach the server at http://127.0.0.1:\d+/v1.*2 attempts.*base_url"):
+    with pytest.raises(EngineError, match=r"Cannot reach the server at http://127.0.0.1:\d+/v1.*2 attempts.*Start it "
+                                          r"\(e.g. `vllm serve.*--base-url"):
         OpenAIEngine.connect(f"127.0.0.1:{port}/v1", model="x", tokenizer=str(tiny_model_dir), retries=1)
 
 
