@@ -17,7 +17,7 @@ from selfrag_tui.application import locations
 from selfrag_tui.selfrag.prompts import passage_block_text
 from selfrag_tui.selfrag.types import Passage
 
-LLAMAS = "What is the difference between llamas and alpacas?"
+LLAMAS = "Can you tell me the difference between llamas and alpacas?"
 HELLO = "Leave odd one out: twitter, instagram, whatsapp."
 BREAD = "How long should sourdough proof?"
 ALPACA_ANSWER = "Alpacas are smaller than llamas and are bred for their fleece."

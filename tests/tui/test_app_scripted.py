@@ -244,3 +244,31 @@ async def test_every_action_is_in_the_palette_and_keys_remap_from_the_config(scr
         await pilot.press("f1")
         help_text = screen_text(app)
         assert "f6" in help_text and "toggle_markers" in help_text
+
+
+async def test_the_demo_welcome_says_what_the_demo_knows_and_asks_an_example_with_one_key(world, history):
+    from selfrag_tui.application.demo import DEMO_QUESTIONS
+    from selfrag_tui.application.session import Session
+    from selfrag_tui.application.settings import resolve
+    from selfrag_tui.tui.app import SelfRagApp
+
+    session = Session(resolve(), demo=True, engine=world.engine, history=history, retriever=world.retrieve)
+    app = SelfRagApp(session, load_generator=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        shown = " ".join(screen_text(app).split())
+        assert "It knows only the sample documents" in shown and "a bicycle maintenance handbook" in shown
+        assert f"1 {DEMO_QUESTIONS[0]}" in shown
+        await pilot.press("1")
+        await wait_for(pilot, lambda: bool(chat(app).answers), what="the example's answer")
+        assert chat(app).answers[0].question == DEMO_QUESTIONS[0]
+        assert "It knows only the sample documents" not in screen_text(app)
+
+
+async def test_without_demo_typing_goes_straight_to_the_prompt(scripted_app):
+    app = scripted_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        assert "It knows only the sample documents" not in screen_text(app)
+        await pilot.press(*"llamas")
+        assert chat(app).query_one("#prompt").value == "llamas"

@@ -19,7 +19,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets.option_list import Option
 
 from selfrag_tui.application import events as ev
 from selfrag_tui.application.history import Conversation
@@ -36,6 +37,19 @@ if TYPE_CHECKING:
     from selfrag_tui.application.session import Session
 
 _turn_keys = itertools.count(1)
+
+
+class ExampleQuestions(OptionList):
+    """The demo's example questions: Enter or the question's number asks it."""
+
+    def on_key(self, event) -> None:
+        if event.character and event.character.isdigit():
+            index = int(event.character) - 1
+            if 0 <= index < self.option_count:
+                event.stop()
+                event.prevent_default()
+                self.highlighted = index
+                self.action_select()
 
 WELCOME = (
     "Ask a question about your documents. The model decides whether to look something up; each part of the "
@@ -86,17 +100,44 @@ class ChatScreen(Screen):
         with Horizontal(id="chat-body"):
             with Vertical(id="chat-main"):
                 with VerticalScroll(id="conversation"):
-                    yield Static(Text(WELCOME, style="dim"), id="welcome")
+                    with Vertical(id="welcome"):
+                        yield Static(Text(WELCOME, style="dim"), id="welcome-text")
+                        if self.session.demo:
+                            yield from self._demo_welcome()
                 yield Static("", id="critique-detail")
                 yield Input(placeholder="Ask about your documents…  (Enter sends, Esc cancels)", id="prompt",
                     select_on_focus=False)
             yield SourcePanel(id="sources")
         yield Footer()
 
+    def _demo_welcome(self) -> ComposeResult:
+        from selfrag_tui.application.demo import DEMO_QUESTIONS, DEMO_TOPICS
+
+        yield Static(
+            Text("This is the tiny demo model. It knows only the sample documents: " + "; ".join(DEMO_TOPICS)
+                 + ". Press a number (or Enter on a question) to ask it, or type your own:"),
+            id="demo-topics",
+        )
+        yield ExampleQuestions(*[Option(f"{n}  {q}", id=f"example-{n}") for n, q in enumerate(DEMO_QUESTIONS, 1)],
+                               id="examples")
+
     def on_mount(self) -> None:
         self.marker_style = self.session.settings.ui.markers
         self.query_one("#critique-detail", Static).display = False
+        examples = self.query("#examples")
+        if examples:
+            examples.first().focus()
+        else:
+            self.query_one("#prompt", Input).focus()
+
+    @on(OptionList.OptionSelected, "#examples")
+    async def _example_chosen(self, event: OptionList.OptionSelected) -> None:
+        from selfrag_tui.application.demo import DEMO_QUESTIONS
+
+        event.stop()
+        question = DEMO_QUESTIONS[event.option_index]
         self.query_one("#prompt", Input).focus()
+        await self.ask(question)
 
     def on_key(self, event) -> None:
         """Typing while a segment or the source list has focus goes to the prompt, as the user means it to."""
