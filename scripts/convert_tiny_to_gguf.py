@@ -1,14 +1,19 @@
 """Convert a Hugging Face Llama checkpoint (by default the bundled tiny Self-RAG model) to GGUF with llama.cpp's own
-`convert_hf_to_gguf.py`, so the llama.cpp engines run exactly what the transformers engine runs.
+`convert_hf_to_gguf.py`: the reference the tests hold the packaged converter to.
 
-The converter is not installed with llama-cpp-python; it ships in its source distribution under
-`vendor/llama.cpp/` together with the matching `gguf` writer library (`gguf-py/`). This script finds that sdist
-(`--sdist`, `$LLAMA_CPP_PYTHON_SDIST`, or `.venv/sdist/` where `make install` puts it), extracts the converter
-once into `.venv/llama-cpp-convert/<version>/`, and runs it:
+Users convert with the packaged converter, which works from a plain `pip install 'selfrag-chat[llamacpp]'`:
+
+    selfrag-chat model convert PATH/TO/selfrag_llama2_7b --outtype q8_0      # or q4_k_m, f16
+
+(`--packaged` runs that same converter from here.) llama.cpp's script is not installed with llama-cpp-python; it
+ships in its source distribution under `vendor/llama.cpp/` together with the matching `gguf` writer library
+(`gguf-py/`). This script finds that sdist (`--sdist`, `$LLAMA_CPP_PYTHON_SDIST`, or `.venv/sdist/` where
+`make install` puts it), extracts the converter once into `.venv/llama-cpp-convert/<version>/`, and runs it:
 
     python scripts/convert_tiny_to_gguf.py --outfile /tmp/tiny.gguf --outtype f32
 
-The same command converts the real model folder (`selfrag/selfrag_llama2_7b` downloaded locally) to f16 or q8_0.
+llama.cpp's converter types the Self-RAG tokens CONTROL (hidden from text output by llama.cpp's server);
+`--reflection-tokens-as-text` re-types them, as the packaged converter does from the start.
 """
 
 from __future__ import annotations
@@ -160,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", default=str(ROOT / "selfrag_tui" / "models" / "tiny-selfrag"))
     parser.add_argument("--outfile", required=True, help="GGUF file to write")
-    parser.add_argument("--outtype", default="f32", choices=["f32", "f16", "bf16", "q8_0"])
+    parser.add_argument("--outtype", default="f32", choices=["f32", "f16", "bf16", "q8_0", "q5_k_m", "q4_k_m"],
+                        help="q5_k_m and q4_k_m need --packaged")
+    parser.add_argument("--packaged", action="store_true",
+                        help="use the converter that ships in the package (selfrag-chat model convert)")
     parser.add_argument("--sdist", help="llama-cpp-python source archive (.tar.gz)")
     parser.add_argument(
         "--reflection-tokens-as-text",
@@ -168,6 +176,20 @@ def main(argv: list[str] | None = None) -> int:
         help="mark the Self-RAG tokens user-defined so llama.cpp's server returns them (it hides control tokens)",
     )
     args = parser.parse_args(argv)
+    if args.packaged:
+        sys.path.insert(0, str(ROOT))
+        from selfrag_tui.engines.base import EngineError
+        from selfrag_tui.engines.gguf_convert import convert as packaged_convert
+
+        try:
+            path = packaged_convert(args.model, args.outfile, outtype=args.outtype)
+        except EngineError as exc:
+            print(f"convert_tiny_to_gguf: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return 0
+    if args.outtype in ("q5_k_m", "q4_k_m"):
+        parser.error(f"--outtype {args.outtype} needs --packaged (llama.cpp's script writes f32, f16, bf16, q8_0)")
     try:
         path = convert(
             args.model,
