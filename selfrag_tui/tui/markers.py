@@ -130,6 +130,13 @@ def badge(decision: RetrievalDecision) -> Text:
     return out
 
 
+def cut_note(answer: Answer) -> Text:
+    """Says that the answer stops where the model was cut off, not where it finished."""
+    note = Text("✂ Cut off: ", style="bold yellow")
+    note.append(clean_text(answer.cut_reason or "the answer stopped before the model finished it."))
+    return note
+
+
 def abstention(answer: Answer) -> Text:
     reason = answer.abstain_reason or "the best answer the model found is not supported by your documents"
     out = Text("⚠ Not answered with confidence: ", style="bold red")

@@ -272,3 +272,14 @@ async def test_without_demo_typing_goes_straight_to_the_prompt(scripted_app):
         assert "It knows only the sample documents" not in screen_text(app)
         await pilot.press(*"llamas")
         assert chat(app).query_one("#prompt").value == "llamas"
+
+
+async def test_an_answer_cut_by_the_token_limit_says_so(scripted_app):
+    app = scripted_app(decoding={"max_new_tokens": 6, "form": "short"})
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await ask(pilot, LLAMAS)
+        answer = chat(app).answers[-1]
+        assert answer.cut
+        words = " ".join(turn_text(app).split())
+        assert "✂ Cut off:" in words and answer.cut_reason in words

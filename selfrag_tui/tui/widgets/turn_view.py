@@ -22,7 +22,7 @@ from selfrag_tui.selfrag.types import (
     SegmentChosen,
     TextDelta,
 )
-from selfrag_tui.tui.markers import MarkerStyle, abstention, literal
+from selfrag_tui.tui.markers import MarkerStyle, abstention, cut_note, literal
 from selfrag_tui.application.verdicts import clean_text
 from selfrag_tui.tui.widgets.retrieval_badge import RetrievalBadge
 from selfrag_tui.tui.widgets.segment_view import SegmentView
@@ -127,6 +127,8 @@ class TurnView(Vertical):
                 widgets.append(SegmentView(segment, self.turn_key, self.marker_style, classes="segment"))
         if not any(isinstance(w, SegmentView) for w in widgets):
             widgets.append(Static(literal(answer.text or "(the model produced no text)"), classes="segment-empty"))
+        if answer.cut:
+            widgets.append(Static(cut_note(answer), classes="cut-note"))
         container.set_class(answer.abstained, "-abstained")
         await container.mount_all(widgets)
 
