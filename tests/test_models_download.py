@@ -252,3 +252,27 @@ def test_the_download_command_draws_progress_and_reports_the_hub_error(setup, ca
 def test_cache_paths_are_the_ones_huggingface_hub_uses(setup):
     cache, _ = setup
     assert models.hub_cache_dir() == Path(cache)
+
+
+def test_ctrl_c_during_the_download_command_keeps_the_partial_file_and_says_how_to_resume(hub, setup, capsys,
+                                                                                           monkeypatch):
+    from selfrag_tui.cli import main
+
+    cache, config = setup
+    before = config.read_text()
+    real = models.download
+
+    def interrupted(*args, on_progress=None, **kwargs):
+        def press_ctrl_c(update: models.DownloadProgress) -> None:
+            on_progress(update)
+            if update.file_done >= 2**20:
+                raise KeyboardInterrupt
+
+        return real(*args, endpoint=hub.endpoint, on_progress=press_ctrl_c, **kwargs)
+
+    monkeypatch.setattr(models, "download", interrupted)
+    assert main(["model", "download", "gguf-q4_k_m"]) == 130
+    err = capsys.readouterr().err
+    assert "download of gguf-q4_k_m stopped" in err and "selfrag-chat model download gguf-q4_k_m` resumes it" in err
+    assert list((cache / "models--m4r1--selfrag_llama2_7b-GGUF" / "blobs").glob("*.incomplete"))
+    assert config.read_text() == before
