@@ -285,53 +285,73 @@ class _ParseTimeout(Exception):
 
 class _Deadline:
     """Interrupts the current thread with `_ParseTimeout` once `seconds` pass. pypdf is pure Python, so the
-    asynchronous exception lands between two bytecodes of whatever loop a hostile file drives it into."""
+    asynchronous exception lands between two bytecodes of whatever loop a hostile file drives it into. It is
+    raised again every 50 ms until the parse stops: one landing in a finalizer is swallowed by Python."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._thread_id = threading.get_ident()
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
         self._done = False
         self.fired = False
         self._started = time.monotonic()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
+        self._watcher = threading.Thread(target=self._watch, name="pdf-deadline", daemon=True)
 
     def extend_to(self, seconds: float) -> None:
         """Make the whole budget `seconds`, counted from the start."""
         with self._lock:
-            if self._done or self.fired:
-                return
-            self._timer.cancel()
-            self.seconds = seconds
-            self._timer = threading.Timer(max(0.0, seconds - (time.monotonic() - self._started)), self._fire)
-            self._timer.daemon = True
-            self._timer.start()
+            if not self.fired:
+                self.seconds = seconds
+                self._wake.notify()
 
-    def _fire(self) -> None:
+    def _watch(self) -> None:
         import ctypes
 
+        attempts = 0
         with self._lock:
-            if self._done:
-                return
-            self.fired = True
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id),
-                                                       ctypes.py_object(_ParseTimeout))
+            while not self._done:
+                left = self.seconds - (time.monotonic() - self._started)
+                if left > 0 and not self.fired:
+                    self._wake.wait(left)
+                    continue
+                if attempts >= 100:  # 5 s of retries: the thread is stuck in C code; leave it be
+                    self._done = True
+                    break
+                self.fired = True
+                attempts += 1
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id),
+                                                           ctypes.py_object(_ParseTimeout))
+                self._wake.wait(0.05)
 
     def __enter__(self) -> "_Deadline":
         self._started = time.monotonic()
-        self._timer.start()
+        self._watcher.start()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def stop(self) -> None:
+        """No more interruptions, and none left pending. Safe to call more than once."""
         import ctypes
 
+        self._done = True
         with self._lock:
             self._done = True
-            self._timer.cancel()
-            if self.fired and exc_type is not _ParseTimeout:
-                # Fired but not yet delivered: withdraw it so it cannot surface in unrelated code.
+            self._wake.notify()
+            if self.fired:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.stop()
+
+
+def _stop(deadline: "_Deadline | None") -> None:
+    """Stop the deadline even if its last interruption lands while stopping."""
+    while deadline is not None:
+        try:
+            deadline.stop()
+            return
+        except _ParseTimeout:
+            continue
 
 
 class _PypdfLog(logging.Handler):
@@ -363,11 +383,13 @@ def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: floa
     unreadable: dict[int, str] = {}
     page_count = 0
     log = _PypdfLog()
+    deadline: _Deadline | None = None
     pypdf_logger.addHandler(log)
     pypdf_logger.setLevel(logging.WARNING)  # heard by `log` only: pypdf's warnings name a page's damage
     pypdf_logger.propagate = False
     try:
-        with apply_configuration(**PDF_LIMITS), _Deadline(budget if budget is not None else PDF_TIME_BUDGET_S) as deadline:
+        deadline = _Deadline(budget if budget is not None else PDF_TIME_BUDGET_S)
+        with apply_configuration(**PDF_LIMITS), deadline:
             try:
                 reader = PdfReader(io.BytesIO(data))
                 if reader.is_encrypted:
@@ -407,10 +429,12 @@ def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: floa
             title = _pdf_title(reader, path)
             sections.extend(_form_fields(reader, page_count))
     except _ParseTimeout as exc:
+        _stop(deadline)
         done = f" (stopped at page {len(sections) + len(unreadable) + 1} of {page_count})" if page_count else ""
         raise CorruptFile(str(path), f"too slow to parse: over the {deadline.seconds:g} s budget for a PDF of "
                                      f"this size{done}; the file may be built to stall readers") from exc
     finally:
+        _stop(deadline)
         pypdf_logger.removeHandler(log)
         pypdf_logger.setLevel(logging.ERROR)
         pypdf_logger.propagate = True

@@ -152,3 +152,35 @@ def form_pdf(path: Path, fields: dict[str, str], page_text: str = "Application f
     _rewrite(plain, path, change)
     plain.unlink()
     return path
+
+
+def form_heavy_pdf(path: Path, text: str, invocations: int = 5_500) -> Path:
+    """A page that draws an empty form XObject thousands of times (as generated filings stamp logos and boxes),
+    then draws a second form holding `text`: a reader that stops counting forms early misses the text."""
+    from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject
+
+    plain = text_pdf(path.with_suffix(".plain.pdf"), ["Cover."])
+
+    def form(writer, content: bytes, resources):
+        stream = DecodedStreamObject()
+        stream.set_data(content)
+        stream[NameObject("/Type")] = NameObject("/XObject")
+        stream[NameObject("/Subtype")] = NameObject("/Form")
+        stream[NameObject("/BBox")] = ArrayObject([NumberObject(0), NumberObject(0), NumberObject(600),
+                                                  NumberObject(800)])
+        stream[NameObject("/Resources")] = resources
+        return writer._add_object(stream)
+
+    def change(writer) -> None:
+        page = writer.pages[0]
+        resources = page["/Resources"].get_object()
+        empty = form(writer, b"", DictionaryObject())
+        filled = form(writer, b"BT /F1 9 Tf 20 400 Td (" + text.encode("latin-1") + b") Tj ET", resources)
+        resources[NameObject("/XObject")] = DictionaryObject({NameObject("/Fm0"): empty, NameObject("/Fm1"): filled})
+        content = DecodedStreamObject()
+        content.set_data(page.get_contents().get_data() + b"\n" + b"/Fm0 Do\n" * invocations + b"/Fm1 Do\n")
+        page[NameObject("/Contents")] = writer._add_object(content.flate_encode())
+
+    _rewrite(plain, path, change)
+    plain.unlink()
+    return path
