@@ -7,7 +7,7 @@ import json
 import pytest
 
 from selfrag_tui.cli import main
-from selfrag_tui.application.doctor import estimate_parameters, run_checks
+from selfrag_tui.application.doctor import run_checks
 from selfrag_tui.application.settings import load_settings
 
 
@@ -46,12 +46,14 @@ def test_missing_gguf_file_with_the_llamacpp_engine(doctor_env):
     assert report.by_check("model")[0].status == "error"
 
 
-def test_hub_model_not_in_the_cache_says_how_to_download(doctor_env, monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+def test_hub_model_not_in_the_cache_says_how_to_set_it_up(doctor_env, monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     report = run_checks(load_settings())
     (finding,) = report.by_check("model")
-    assert finding.status == "error" and "local Hugging Face cache" in finding.message
-    assert "hf download selfrag/selfrag_llama2_7b" in finding.fix
+    assert finding.status == "error" and "not in the Hugging Face cache" in finding.message
+    assert "selfrag-chat model download" in finding.fix
 
 
 def test_vllm_configured_without_a_gpu_is_an_error(doctor_env):
@@ -69,15 +71,49 @@ def test_tiny_model_is_found_and_fits(doctor_env, tiny_model_dir):
     write_config(doctor_env / "config.toml", f'[model]\nengine = "transformers"\nmodel = "{tiny_model_dir}"\n')
     report = run_checks(load_settings())
     (model,) = report.by_check("model")
-    config = json.loads((tiny_model_dir / "config.json").read_text())
-    assert model.status == "ok" and model.details["parameters"] == estimate_parameters(config)
-    assert report.by_check("memory")[0].status == "ok"
+    assert model.status == "ok" and model.details["path"] == str(tiny_model_dir)
+    (memory,) = report.by_check("memory")
+    assert memory.status == "ok" and memory.details["device"] == "cpu" and memory.details["dtype"] == "float32"
+    # The tiny model's float32 weights on disk (model.safetensors), as the engine counts them.
+    assert memory.details["weights_bytes"] == (tiny_model_dir / "model.safetensors").stat().st_size
 
 
-def test_llama2_7b_shape_is_estimated_at_6_7_billion_parameters():
-    config = dict(hidden_size=4096, num_hidden_layers=32, vocab_size=32016, intermediate_size=11008,
-                  num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False)
-    assert estimate_parameters(config) == 6_738_546_688
+def test_a_model_too_big_for_memory_is_the_engines_own_refusal(doctor_env, tiny_model_dir, monkeypatch):
+    """doctor reports what loading would say, because it runs the transformers engine's own memory check."""
+    from selfrag_tui.application.settings import ModelSettings
+    from selfrag_tui.engines import loader, transformers_engine
+    from selfrag_tui.engines.base import EngineError
+
+    monkeypatch.setattr(transformers_engine, "_available_memory", lambda torch, device: 1024)
+    write_config(doctor_env / "config.toml", f'[model]\nengine = "transformers"\nmodel = "{tiny_model_dir}"\n')
+    (memory,) = run_checks(load_settings()).by_check("memory")
+    assert memory.status == "error" and "not enough memory" in memory.message and "--demo" in memory.fix
+    with pytest.raises(EngineError) as error:
+        loader.load_engine(ModelSettings(engine="transformers", model=str(tiny_model_dir)))
+    assert str(error.value) == memory.details["error"]
+
+
+def test_a_server_that_is_down_is_named_with_what_to_do(doctor_env, tiny_model_dir):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    write_config(doctor_env / "config.toml", f'[model]\nengine = "openai"\nmodel = "selfrag"\n'
+                 f'tokenizer = "{tiny_model_dir}"\nbase_url = "http://127.0.0.1:{port}/v1"\n')
+    report = run_checks(load_settings())
+    (server,) = report.by_check("server")
+    assert server.status == "error" and f"http://127.0.0.1:{port}/v1" in server.message
+    assert "vllm serve" in server.fix and "--base-url" in server.fix
+    assert [f.status for f in report.by_check("model")] == ["ok"]  # the tokenizer is there
+
+
+@pytest.mark.slow
+def test_a_server_serving_the_model_passes(doctor_env, llama_server, tiny_gguf_text_tokens, tiny_model_dir):
+    write_config(doctor_env / "config.toml", f'[model]\nengine = "openai"\nmodel = "{tiny_gguf_text_tokens}"\n'
+                 f'tokenizer = "{tiny_model_dir}"\nbase_url = "{llama_server}"\n')
+    (server,) = run_checks(load_settings()).by_check("server")
+    assert server.status == "ok" and str(tiny_gguf_text_tokens) in server.details["served"]
 
 
 def test_store_health_counts_and_embedder(doctor_env):
@@ -86,10 +122,10 @@ def test_store_health_counts_and_embedder(doctor_env):
     settings = load_settings()
     assert run_checks(settings).by_check("store")[0].status == "info"  # not created yet: ingest hint
     DocumentStore.open(settings.store_path, embedder=settings.store.embedder)
-    (finding,) = run_checks(settings).by_check("store")
+    finding = run_checks(settings).by_check("store")[0]
     assert finding.status == "ok"
     assert finding.details["documents"] == 0 and finding.details["chunks"] == 0
-    assert "all-MiniLM-L6-v2" in finding.details["embedder"]
+    assert "all-MiniLM-L6-v2" in finding.details["embedder_configured"]
     assert finding.details["tables"] and finding.details["vector_index"] is False
 
 

@@ -43,10 +43,16 @@ def test_each_engine_gets_its_settings(monkeypatch):
     """The loader hands every engine the knobs from settings.model (recorded at the engines' entry points)."""
     from selfrag_tui.engines import llamacpp_engine, openai_engine, transformers_engine, vllm_engine
 
+    from selfrag_tui.engines import preflight
+
     calls: dict[str, tuple] = {}
+    checked: list[str] = []
 
     def record(name):
         return classmethod(lambda cls, *args, **kwargs: calls.setdefault(name, (args, kwargs)))
+
+    # The model "m" exists nowhere: the pre-flight checks are tested on their own below and in test_doctor.py.
+    monkeypatch.setattr(preflight, "preflight", lambda m, *, engine, for_load: checked.append(engine) or [])
 
     monkeypatch.setattr(vllm_engine.VllmEngine, "load", record("vllm"))
     monkeypatch.setattr(llamacpp_engine.LlamaCppEngine, "load", record("llamacpp"))
@@ -66,6 +72,15 @@ def test_each_engine_gets_its_settings(monkeypatch):
     assert calls["openai"][1] == dict(model="m", tokenizer="tok", api_key="k", timeout_s=9.0, retries=5,
                                       top_logprobs=7, max_concurrency=2, max_context=2048)
     assert calls["transformers"][1] == dict(device="cpu", dtype="float32", n_threads=3, max_context=2048)
+    assert checked == ["vllm", "llamacpp", "openai", "transformers"]
+
+
+def test_loading_stops_at_the_pre_flight_check_with_the_engines_own_message(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(EngineError, match=r"model folder .*no-such-model does not exist; check the path in --model"):
+        loader.load_engine(ModelSettings(engine="transformers", model=str(missing)))
+    with pytest.raises(EngineError, match=r"GGUF file .*missing.gguf does not exist\. set model.model \(--model\)"):
+        loader.load_engine(ModelSettings(engine="llamacpp", model=str(tmp_path / "missing.gguf")))
 
 
 # ---------------------------------------------------------------------------------------------------------------

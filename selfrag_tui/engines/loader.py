@@ -1,7 +1,8 @@
 """Pick and load the engine named in the settings.
 
 `auto` picks vLLM when it is installed and a CUDA GPU is present, llama.cpp for a `.gguf` model, and the
-transformers engine otherwise. Every engine gets its knobs from `settings.model`.
+transformers engine otherwise. Every engine gets its knobs from `settings.model`, after its pre-flight check
+(selfrag_tui/engines/preflight.py, the same one `doctor` runs) found nothing that stops it.
 """
 
 from __future__ import annotations
@@ -54,8 +55,12 @@ def resolve_engine_name(
 
 def load_engine(model_settings: "ModelSettings") -> Engine:
     """Load the engine the settings name, with the settings' knobs; EngineError says what to fix."""
+    from selfrag_tui.engines.preflight import preflight, raise_for_errors
+
     m = model_settings
     name = resolve_engine_name(m)
+    if name in ENGINES:
+        raise_for_errors(preflight(m, engine=name, for_load=True))
     if name == "transformers":
         from selfrag_tui.engines.transformers_engine import TransformersEngine
 
