@@ -256,3 +256,31 @@ def test_cancel_aborts_the_requests_in_vllm(vllm_engine):
     with pytest.raises(GenerationCancelled):
         vllm_engine.generate([prompt], max_new_tokens=20, cancel=cancel, on_token=cancel_after_first)
     assert vllm_engine._llm.llm_engine.aborted and not vllm_engine._llm.llm_engine.requests
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What `doctor` says about this vLLM (the same check the engine makes at load)
+
+
+def test_doctor_says_this_vllm_gives_exact_reflection_logprobs(tiny_model_dir):
+    import json
+
+    from selfrag_tui.engines.preflight import vllm_logprob_finding
+
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    finding = vllm_logprob_finding(tiny_model_dir, config, max_logprobs=20)
+    assert finding.status == "ok" and finding.details["logprob_source"] == "exact"
+    assert "vLLM 0.32" in finding.message and "15 reflection tokens" in finding.message
+
+
+def test_doctor_says_when_the_engine_would_fall_back_to_top_k_and_why(tiny_model_dir):
+    import json
+
+    from selfrag_tui.engines.preflight import vllm_logprob_finding
+
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config["vocab_size"] = 100  # a model config whose vocabulary ends before the Self-RAG tokens
+    finding = vllm_logprob_finding(tiny_model_dir, config, max_logprobs=20)
+    assert finding.status == "warn" and finding.details["logprob_source"] == "topk"
+    assert "top 20 logprobs" in finding.message and "-100" in finding.message
+    assert "out-of-vocab" in finding.details["reason"]
