@@ -42,22 +42,43 @@ LLAMA2_7B = dict(
 )
 SELF_RAG_IDS = list(range(32000, 32015))  # the 15 reflection tokens in the real model's layout
 RETRIEVE_IDS = [32000, 32001, 32002]
-# Peak memory bandwidth (GB/s) of common cards, by a substring of torch's device name.
+# Peak memory bandwidth (GB/s) of common cards, matched against the device name (the longest matching key wins,
+# so "H100 NVL" beats "H100" and "L40S" beats "L4").
 BANDWIDTH_GBS = {
-    "H200": 4800, "H100 SXM": 3350, "H100 NVL": 3900, "H100 PCIe": 2000, "H100": 3350, "A100-SXM4-80GB": 2039,
-    "A100 80GB PCIe": 1935, "A100": 1555, "L40S": 864, "L4": 300, "A10G": 600, "A10": 600, "RTX 4090": 1008,
-    "RTX 3090": 936, "V100": 900, "T4": 320,
+    "B200": 8000, "GH200": 4000, "H200": 4800, "H100 NVL": 3900, "H100 PCIe": 2000, "H100": 3350, "H800": 3350,
+    "H20": 4000, "A100-SXM4-80GB": 2039, "A100 80GB PCIe": 1935, "A100-PCIE-40GB": 1555, "A100": 1555,
+    "A800": 2039, "L40S": 864, "L40": 864, "L4": 300, "A10G": 600, "A10": 600, "A40": 696, "A30": 933,
+    "RTX 6000 Ada": 960, "RTX A6000": 768, "RTX 5090": 1792, "RTX 4090": 1008, "RTX 4080": 717, "RTX 3090": 936,
+    "V100": 900, "T4": 320,
 }
 TARGET_TURN_RATIO = 1.5
 
 
-def bandwidth_for(name: str, override: float | None) -> float | None:
+def bandwidth_for(name: str, override: float | None) -> tuple[float | None, str]:
+    """(peak GB/s, where the figure comes from) for a device name; None when the card is not in the table."""
     if override:
-        return override
-    for key, value in BANDWIDTH_GBS.items():
-        if key in name:
-            return float(value)
-    return None
+        return override, "--bandwidth-gbs"
+    matches = [key for key in BANDWIDTH_GBS if key.lower() in name.lower()]
+    if not matches:
+        return None, "unknown card"
+    key = max(matches, key=len)
+    return float(BANDWIDTH_GBS[key]), f"table entry '{key}'"
+
+
+def nvidia_smi_gpus() -> list[str]:
+    """GPU names nvidia-smi lists (empty without the tool or a driver)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
 
 def build_model(torch, dtype):
@@ -126,16 +147,26 @@ def measure(engine, torch, *, new_tokens: int, k: int, base_len: int, passage_le
 
 
 def report(name: str, result: dict, *, bound_tps: float | None, new_tokens: int, k: int) -> None:
+    """Each figure, and where the bandwidth is known, as a ratio to its memory-bandwidth bound (1.00 = the card's
+    peak: every decode step reads all weights once; prefill and the key/value cache are left out of the bound)."""
     print(f"\n== engine: {name}")
-    print(f"plain generation of {new_tokens} tokens: {result['plain_s']:.3f} s")
+
+    def against(seconds: float, steps: int) -> str:
+        if not bound_tps:
+            return ""
+        bound_s = steps / bound_tps
+        return f"  (bound {bound_s:.3f} s; bound / measured = {bound_s / seconds:.2f})"
+
+    print(f"plain generation of {new_tokens} tokens: {result['plain_s']:.3f} s" + against(result["plain_s"], new_tokens))
     line = f"single-stream decode: {result['decode_tok_s']:.1f} tok/s"
     if bound_tps:
-        line += f"  (bandwidth bound {bound_tps:.0f} tok/s; ratio {result['decode_tok_s'] / bound_tps:.2f})"
+        line += f"  (bound {bound_tps:.0f} tok/s; measured / bound = {result['decode_tok_s'] / bound_tps:.2f})"
     print(line)
     ratio = result["turn_s"] / result["plain_s"]
     verdict = "meets" if ratio <= TARGET_TURN_RATIO else "misses"
-    print(f"short-form turn, K={k} passages: {result['turn_s']:.3f} s = {ratio:.2f}x one plain generation "
-          f"(target <= {TARGET_TURN_RATIO}x: {verdict})")
+    # The turn's K passage prompts decode as one batch: one weight read per step, plus the retrieval step.
+    print(f"short-form turn, K={k} passages: {result['turn_s']:.3f} s" + against(result["turn_s"], new_tokens + 1))
+    print(f"  = {ratio:.2f}x one plain generation (target <= {TARGET_TURN_RATIO}x: {verdict})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,8 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_gpu: torch is not installed; nothing measured.")
         return 0
     if not torch.cuda.is_available():
-        print("bench_gpu: SKIPPED - no CUDA GPU on this machine (torch.cuda.is_available() is False). This benchmark "
-              "measures 7B-shaped decoding on an NVIDIA GPU; run it there: python benchmarks/bench_gpu.py")
+        smi = nvidia_smi_gpus()
+        why = (f"nvidia-smi sees {'; '.join(smi)}, but this torch ({torch.__version__}) cannot use it: install a CUDA "
+               "build of torch" if smi else "no NVIDIA GPU or driver here, and torch.cuda.is_available() is False")
+        print(f"bench_gpu: SKIPPED - no CUDA GPU usable ({why}). This benchmark measures 7B-shaped decoding on an "
+              "NVIDIA GPU; run it there: python benchmarks/bench_gpu.py")
         return 0
 
     from selfrag_tui.engines.transformers_engine import TransformersEngine
@@ -169,11 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(torch, dtype)
     params = sum(p.numel() for p in model.parameters())
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    bandwidth = bandwidth_for(name, args.bandwidth_gbs)
+    bandwidth, source = bandwidth_for(name, args.bandwidth_gbs)
     bound = bandwidth * 1e9 / weight_bytes if bandwidth else None
     print(f"model: Llama-2-7B shape, vocab 32016, {params / 1e9:.2f} B parameters, {weight_bytes / 1e9:.2f} GB "
-          f"of weights read per decode step" + (f"; bandwidth {bandwidth:.0f} GB/s" if bandwidth else
-                                                 "; bandwidth unknown (pass --bandwidth-gbs)"))
+          f"of weights read per decode step")
+    if bound:
+        print(f"memory-bandwidth bound: {bandwidth:.0f} GB/s ({source}) / {weight_bytes / 1e9:.2f} GB = "
+              f"{bound:.0f} decode steps/s")
+    else:
+        print(f"memory-bandwidth bound: unknown for '{name}' (not in the table); pass --bandwidth-gbs to get ratios")
     tokenizer = tokenizer_for_bench()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     settings = dict(new_tokens=args.new_tokens, k=args.k, base_len=args.base_len, passage_len=args.passage_len,
@@ -189,7 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     if "vllm" in engines:
         import importlib.util
 
-        if importlib.util.find_spec("vllm") is None:
+        vllm_error = None
+        if importlib.util.find_spec("vllm") is not None:
+            try:
+                import vllm  # noqa: F401 - a broken install (e.g. a CUDA torch mismatch) fails here, said below
+            except Exception as exc:  # noqa: BLE001
+                vllm_error = f"{type(exc).__name__}: {exc}"
+        if vllm_error is not None:
+            print(f"\n== engine: vllm - installed but not importable ({vllm_error}); reinstall it with "
+                  "pip install 'selfrag-chat[vllm]' in a fresh venv, then rerun.")
+        elif importlib.util.find_spec("vllm") is None:
             print("\n== engine: vllm - not installed. To measure it: pip install 'selfrag-chat[vllm]' (a CUDA torch "
                   "and ~5 GB), then rerun; it saves the random model (~13.5 GB) to a temporary folder and loads it "
                   "with VllmEngine (prefix caching on, K prompts in one batch).")
@@ -203,8 +250,12 @@ def main(argv: list[str] | None = None) -> int:
                 gc.collect()
                 torch.cuda.empty_cache()
                 engine = VllmEngine.load(folder, dtype=args.dtype, gpu_memory_utilization=0.85, max_model_len=4096)
-                report(f"vllm (logprobs: {engine.info().logprob_source})", measure(engine, torch, **settings),
-                       bound_tps=bound, new_tokens=args.new_tokens, k=args.k)
+                info = engine.info()
+                label = f"vllm (logprobs: {info.logprob_source})"
+                if "logprob_fallback" in info.extra:
+                    label += f" - {info.extra['logprob_fallback']}"
+                report(label, measure(engine, torch, **settings), bound_tps=bound, new_tokens=args.new_tokens,
+                       k=args.k)
                 engine.close()
     return 0
 
