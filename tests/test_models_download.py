@@ -31,6 +31,7 @@ class Hub:
     def __init__(self, repos: dict[str, dict[str, bytes]]) -> None:
         self.repos = repos
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        self.drop_after: int | None = None  # cut the next file GET off after this many bytes
         hub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -82,6 +83,16 @@ class Hub:
                 if data is None:
                     return self._send(404)
                 wanted = self.headers.get("Range")
+                if hub.drop_after is not None and not wanted:
+                    cut, hub.drop_after = hub.drop_after, None
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return None
                 if wanted:
                     start = int(wanted.removeprefix("bytes=").split("-")[0])
                     return self._send(206, data[start:], {
@@ -276,3 +287,30 @@ def test_ctrl_c_during_the_download_command_keeps_the_partial_file_and_says_how_
     assert "download of gguf-q4_k_m stopped" in err and "selfrag-chat model download gguf-q4_k_m` resumes it" in err
     assert list((cache / "models--m4r1--selfrag_llama2_7b-GGUF" / "blobs").glob("*.incomplete"))
     assert config.read_text() == before
+
+
+def test_a_connection_dropped_mid_file_is_resumed_in_the_same_run(hub, setup):
+    hub.drop_after = 1_500_000
+    result = models.download("gguf-q4_k_m", endpoint=hub.endpoint)
+    gets = [r for m, path, r in hub.requests if m == "GET" and path.endswith("q4_k_m.gguf")]
+    assert gets == [None, "bytes=1500000-"]
+    assert result.verification.ok
+
+
+def test_a_published_gguf_with_control_typed_reflection_tokens_is_retyped_on_download(hub, setup, tiny_q4, tmp_path):
+    from gguf import GGUFReader, TokenType
+
+    from selfrag_tui.engines.gguf_convert import SELF_RAG_TOKENS
+
+    control = tmp_path / "control.gguf"
+    control.write_bytes(tiny_q4.read_bytes())
+    reader = GGUFReader(control, "r+")
+    tokens, types = reader.fields["tokenizer.ggml.tokens"], reader.fields["tokenizer.ggml.token_type"]
+    for index, part in enumerate(tokens.data):
+        if bytes(tokens.parts[part]).decode() in SELF_RAG_TOKENS:
+            types.parts[types.data[index]][0] = int(TokenType.CONTROL)
+    reader.data.flush()
+    del reader
+    hub.repos["m4r1/selfrag_llama2_7b-GGUF"]["selfrag_llama2_7b.q4_k_m.gguf"] = control.read_bytes()
+    result = models.download("gguf-q4_k_m", endpoint=hub.endpoint)
+    assert result.retyped == 15 and result.verification.ok

@@ -532,7 +532,7 @@ def use(
             "tokenizer": tokenizer,
         }}
     elif check.kind == "gguf":
-        path = Path(check.target).resolve() if not _in_hub_cache(Path(check.target)) else Path(check.target)
+        path = Path(check.target).expanduser().absolute()  # a hub-cache link keeps its .gguf name
         side = _tokenizer_next_to(Path(check.target), check.token_ids)
         updates = {"model": {"engine": "llamacpp", "model": str(path),
                              "tokenizer": str(side) if side else None}}
@@ -540,13 +540,6 @@ def use(
         updates = {"model": {"engine": "auto", "model": str(Path(check.target).expanduser()), "tokenizer": None}}
     saved = update_settings_file(updates, config_path) if save else None
     return UseResult(updates, check, saved)
-
-
-def _in_hub_cache(path: Path) -> bool:
-    try:
-        return hub_cache_dir().resolve() in path.expanduser().absolute().parents
-    except OSError:
-        return False
 
 
 # -- download -------------------------------------------------------------------------------------------------
@@ -634,44 +627,55 @@ def _remote_file(v: Variant, name: str, commit: str, endpoint: str | None) -> _R
                        str(meta.location or url))
 
 
+FETCH_ATTEMPTS = 5  # a dropped connection is resumed from where it broke, this many times per file
+PROGRESS_STEP = 1 << 20  # progress is reported once per MiB
+
+
 def _fetch(remote: _RemoteFile, blob: Path, on_bytes: Callable[[int], None], cancel: threading.Event | None,
            endpoint: str | None) -> None:
-    """Fetch `remote` into `blob` through `<blob>.incomplete`, resuming what an earlier run left there."""
+    """Fetch `remote` into `blob` through `<blob>.incomplete`, resuming what an earlier run left there and
+    resuming again, with a pause, when the connection drops."""
+    import time
     from urllib.parse import urlparse
 
+    import httpx2
     from huggingface_hub.utils import build_hf_headers, get_session
 
     partial = blob.with_name(blob.name + ".incomplete")
     partial.parent.mkdir(parents=True, exist_ok=True)
-    have = partial.stat().st_size if partial.exists() else 0
-    if have > remote.size:  # not this file: start again
-        partial.unlink()
-        have = 0
-    headers = build_hf_headers()
-    hub_host = urlparse(endpoint or HUB).netloc
-    if urlparse(remote.location).netloc != hub_host:
-        headers.pop("authorization", None)  # a signed CDN address must not get the token
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    on_bytes(have)
-    if have < remote.size:
-        with get_session().stream("GET", remote.location, headers=headers, follow_redirects=True,
-                                  timeout=30.0) as response:
-            if response.status_code == 416 and have:  # the range is past the end: already whole
-                pass
-            else:
+    partial.touch()
+    if partial.stat().st_size > remote.size:  # not this file: start again
+        partial.write_bytes(b"")
+    base_headers = build_hf_headers()
+    if urlparse(remote.location).netloc != urlparse(endpoint or HUB).netloc:
+        base_headers.pop("authorization", None)  # a signed CDN address must not get the token
+    on_bytes(partial.stat().st_size)
+    for attempt in range(FETCH_ATTEMPTS):
+        have = partial.stat().st_size
+        if have >= remote.size:
+            break
+        headers = dict(base_headers, Range=f"bytes={have}-") if have else base_headers
+        try:
+            with get_session().stream("GET", remote.location, headers=headers, follow_redirects=True,
+                                      timeout=30.0) as response:
                 response.raise_for_status()
-                mode = "ab" if have and response.status_code == 206 else "wb"
-                if mode == "wb":
+                if have and response.status_code != 206:  # the server ignored the range: start again
                     have = 0
                     on_bytes(0)
-                with partial.open(mode) as out:
-                    for chunk in response.iter_bytes(chunk_size=1 << 20):
+                reported = have
+                with partial.open("ab" if have else "wb") as out:
+                    for chunk in response.iter_bytes():  # as it arrives: a dropped connection loses nothing
                         if cancel is not None and cancel.is_set():
                             raise DownloadCancelled("stopped")
                         out.write(chunk)
                         have += len(chunk)
-                        on_bytes(have)
+                        if have - reported >= PROGRESS_STEP or have >= remote.size:
+                            on_bytes(have)
+                            reported = have
+        except httpx2.TransportError:
+            if attempt == FETCH_ATTEMPTS - 1:
+                raise
+            time.sleep(min(2.0**attempt, 10.0))
     if partial.stat().st_size != remote.size:
         raise ModelSetupError(
             f"{remote.name} arrived with {partial.stat().st_size} of {remote.size} bytes; run the download again "

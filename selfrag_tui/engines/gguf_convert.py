@@ -518,31 +518,35 @@ class GgufTokenCheck:
 
 
 def check_gguf_tokens(path: str | Path) -> list[GgufTokenCheck]:
-    """Ask llama.cpp (vocabulary only, no weights loaded) how it tokenises and renders each Self-RAG token."""
+    """Ask llama.cpp how it tokenises and renders each Self-RAG token: the vocabulary only (no weights, no
+    context), with llama.cpp's log silenced rather than the process's stdout (which a terminal UI is using)."""
     try:
         import llama_cpp
+        from llama_cpp import _logger
+        from llama_cpp._internals import LlamaModel
     except ImportError:
         raise ConversionError(
             "checking a GGUF file needs llama-cpp-python: pip install 'selfrag-chat[llamacpp]'"
         ) from None
+    _logger.set_verbose(False)
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
     try:
-        llama = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+        model = LlamaModel(path_model=str(path), params=params, verbose=True)
     except (ValueError, RuntimeError) as exc:
         raise ConversionError(
             f"llama.cpp cannot read {path}: {exc}. The file may be truncated (download it again) or not a GGUF model"
         ) from None
     try:
         checks = []
-        vocab = llama._model.vocab
         for token in SELF_RAG_TOKENS:
-            ids = tuple(int(t) for t in llama.tokenize(token.encode("utf-8"), add_bos=False, special=True))
+            ids = tuple(int(t) for t in model.tokenize(token.encode("utf-8"), False, True))
             rendered = ""
             control = False
             if len(ids) == 1:
-                rendered = llama.detokenize(list(ids), special=False).decode("utf-8", errors="replace")
-                attr = int(llama_cpp.llama_vocab_get_attr(vocab, ids[0]))
-                control = bool(attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL)
+                rendered = model.detokenize(list(ids), special=False).decode("utf-8", errors="replace")
+                control = bool(model.token_get_attr(ids[0]) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL)
             checks.append(GgufTokenCheck(token, ids, rendered, control))
         return checks
     finally:
-        llama.close()
+        model.close()
