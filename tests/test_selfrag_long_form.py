@@ -433,3 +433,15 @@ def test_a_beam_whose_next_segment_does_not_fit_ends_cut_and_the_others_go_on():
     assert result.cut and result.cut_segment == 0
     assert "does not fit the 200-token context" in result.cut_reason
     assert len([e for e in events if isinstance(e, DecisionMade) and e.segment_index == 1]) == 2
+
+
+def test_an_answer_whose_budget_ends_where_the_model_asks_for_more_is_marked_cut_after_that_segment():
+    engine = ScriptedEngine().decide(BASE, SKIP)
+    engine.on(BASE + "[No Retrieval]", reply(words("w0 w1 w2 w3 w4"), tok("[No Retrieval]", math.log(0.9), SKIP)))
+    result, _ = run(engine, KeyedRetriever({}), max_new_tokens=5, max_segments=2)
+
+    assert engine.generate_max_new_tokens == [5, 5]  # the segment used the whole budget of 10, stop token included
+    (seg,) = result.segments
+    assert result.text == "w0 w1 w2 w3 w4" and not seg.cut
+    assert result.cut and result.cut_segment == 0
+    assert result.cut_reason.startswith("The answer stops after segment 1, unfinished")

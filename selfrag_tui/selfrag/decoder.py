@@ -77,8 +77,8 @@ class DecodeError(ValueError):
 
 
 # Why an answer stopped before the model finished it: a segment ran out of the answer's token budget or of the
-# context while going on; or the next segment did not fit the context at all.
-CutReason = Literal["budget", "context", "next_context"]
+# context while going on; or the model asked for a next segment when no budget or no context was left for it.
+CutReason = Literal["budget", "context", "next_budget", "next_context"]
 
 
 @dataclass(frozen=True)
@@ -301,7 +301,7 @@ class SelfRagDecoder:
                 turn.check_cancel()
                 if beam.generated >= turn.budget:
                     # The model asked for another segment, but the answer has used its whole budget.
-                    finished.append(replace(beam, finished=True, cut="budget"))
+                    finished.append(replace(beam, finished=True, cut="next_budget"))
                     continue
                 if t == 0:
                     step_decision = decision
@@ -675,14 +675,14 @@ class SelfRagDecoder:
         settings = turn.settings
         where = f"Segment {index + 1}" if count > 1 else "The answer"
         context = f"the {self.engine.max_context}-token context of the model '{self.engine.model_name}'"
+        if settings.form == "short":
+            limit = f"decoding.max_new_tokens = {settings.max_new_tokens}"
+        else:
+            limit = (
+                f"{turn.budget} generated tokens, decoding.max_new_tokens ({settings.max_new_tokens}) x "
+                f"decoding.max_segments ({settings.max_segments})"
+            )
         if cut == "budget":
-            if settings.form == "short":
-                limit = f"decoding.max_new_tokens = {settings.max_new_tokens}"
-            else:
-                limit = (
-                    f"{turn.budget} generated tokens, decoding.max_new_tokens ({settings.max_new_tokens}) x "
-                    f"decoding.max_segments ({settings.max_segments})"
-                )
             return (
                 f"{where} was cut before the model finished it: the answer reached its limit of {limit}. "
                 f"Raise decoding.max_new_tokens for a longer answer."
@@ -691,6 +691,11 @@ class SelfRagDecoder:
             return (
                 f"{where} was cut before the model finished it: it filled {context}. "
                 f"Ask a shorter question or lower decoding.max_new_tokens."
+            )
+        if cut == "next_budget":
+            return (
+                f"The answer stops after segment {index + 1}, unfinished: the model asked to go on, but the answer "
+                f"reached its limit of {limit}. Raise decoding.max_new_tokens for a longer answer."
             )
         return (
             f"The answer stops after segment {index + 1}, unfinished: the model asked to go on, but the next segment "
