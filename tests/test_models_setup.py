@@ -372,3 +372,10 @@ def test_model_use_and_verify_commands(ggufs, config_file, tmp_path, capsys):
     assert tomllib.loads(config_file.read_text())["model"]["model"] == str(target)
     assert main(["model", "verify"]) == 0  # the configured model
     assert "is a usable Self-RAG model" in capsys.readouterr().out
+
+
+def test_the_configured_default_model_not_downloaded_says_how_to_get_it(hub_cache):
+    check = models.configured_model_ready(_settings())
+    assert not check.ok
+    assert "selfrag/selfrag_llama2_7b is not downloaded" in check.problems[0]
+    assert "selfrag-chat model download hf" in check.problems[0] and "model recommend" in check.problems[0]

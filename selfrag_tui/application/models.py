@@ -216,7 +216,8 @@ def _status(v: Variant, machine: Machine, context: int, kv_cache_dtype: str, cac
     path = local_path(v, cache_dir)
     if v.kind == "gguf":
         kv_bytes = 4 if kv_cache_dtype == "f32" else 2
-        needed = memory.needed_bytes(v.weight_bytes, memory.LLAMA2_7B, context, kv_bytes)
+        weights = path.stat().st_size if path is not None else v.weight_bytes  # llama.cpp maps the whole file
+        needed = memory.needed_bytes(weights, memory.LLAMA2_7B, context, kv_bytes)
         note = "" if machine.llamacpp else "needs llama-cpp-python: pip install 'selfrag-chat[llamacpp]'"
         return VariantStatus(v, "llamacpp", "cpu", needed, machine.ram_available, context, path, note)
     gpu = machine.best_gpu
@@ -255,8 +256,9 @@ def recommend(settings: "Settings", machine: Machine | None = None,
     statuses = {s.variant.name: s for s in list_variants(settings, machine, cache_dir)}
     hf = statuses["hf"]
     if hf.runs_on == "gpu" and hf.fits:
+        extra = f"; {hf.note}" if hf.note else ""
         return Recommendation(hf, f"your GPU has {gib(hf.available)} free and the 16-bit weights need "
-                                  f"{gib(hf.needed)} at {hf.context} tokens: exact scores, the fastest")
+                                  f"{gib(hf.needed)} at {hf.context} tokens: exact scores, the fastest{extra}")
     for name in ("gguf-q8_0", "gguf-q5_k_m", "gguf-q4_k_m"):
         s = statuses[name]
         if s.fits or (s.fits is None and name == "gguf-q4_k_m"):
@@ -472,6 +474,12 @@ def verify(target: str | Path, *, served_name: str | None = None, tokenizer: str
         snapshot = _snapshot(text, hub_cache_dir())
         if snapshot is not None:
             return _verify_folder(snapshot)
+        how = ("`selfrag-chat model download hf`, or a GGUF for a CPU (`selfrag-chat model recommend` says which)"
+               if text == variant("hf").repo_id else f"`hf download {text}`, then `selfrag-chat model use FOLDER`")
+        return Verification(text, "hf", [f"{text} is not downloaded (not in the Hugging Face cache {hub_cache_dir()}); "
+                                         f"get it with {how}"])
+    if not path.exists():
+        return Verification(text, "hf", [f"{path} does not exist"])
     return Verification(text, "hf", [f"{text} is not a folder, a .gguf file, a downloaded variant or a URL"])
 
 
