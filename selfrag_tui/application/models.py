@@ -631,8 +631,10 @@ def _remote_file(v: Variant, name: str, commit: str, endpoint: str | None) -> _R
     meta = get_hf_file_metadata(url, endpoint=endpoint)
     if meta.etag is None or meta.size is None:
         raise ModelSetupError(f"the hub sent no size or ETag for {name} of {v.repo_id}; try again later")
-    return _RemoteFile(name, int(meta.size), str(meta.etag), str(meta.commit_hash or commit), url,
-                       str(meta.location or url))
+    # As hf_hub_download does: a file in Xet storage is fetched from its hub address (which redirects to a
+    # plain-HTTP bridge), any other from the address the HEAD request was redirected to.
+    location = url if meta.xet_file_data is not None else str(meta.location or url)
+    return _RemoteFile(name, int(meta.size), str(meta.etag), str(meta.commit_hash or commit), url, location)
 
 
 FETCH_ATTEMPTS = 5  # a dropped connection is resumed from where it broke, this many times per file
