@@ -36,8 +36,9 @@ class LoadError(StoreError):
 
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        # A reason is words: a library message quoting the file's bytes keeps its printable part only.
+        self.reason = "".join(ch if ch.isprintable() else "?" for ch in reason)
+        super().__init__(f"{path}: {self.reason}")
 
 
 class EncryptedPdf(LoadError):

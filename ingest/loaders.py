@@ -482,7 +482,7 @@ def _page_reason(exc: BaseException | None, logged: str | None = None) -> str:
     from pypdf.errors import LimitReachedError
 
     if exc is None:
-        detail = logged or ""
+        detail = _printable(logged or "")
         if "decompress" in detail.lower():
             return f"its content is damaged compressed data ({_short(detail, 80)})"
         return f"its content is damaged ({_short(detail, 80)})"
@@ -497,10 +497,18 @@ def _page_reason(exc: BaseException | None, logged: str | None = None) -> str:
     return f"its content cannot be parsed ({_describe(exc)})"
 
 
+def _printable(text: str) -> str:
+    """A library message without the file bytes it may quote (`... starting with b'\\x8f...'`)."""
+    for marker in (" b'", ' b"', "b'\\x"):
+        if marker in text:
+            text = text[:text.index(marker)].rstrip(" :@") + " …"
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 def _describe(exc: BaseException) -> str:
     """`TypeName: message`, short and printable (the raw message of a parser may hold binary bytes)."""
     message = _short(exc, 100)
-    printable = "".join(ch if ch.isprintable() else "?" for ch in message)
+    printable = _printable(message)
     return f"{type(exc).__name__}: {printable}" if printable != type(exc).__name__ else printable
 
 
