@@ -2,15 +2,24 @@
 
 Why it is written this way:
 
-- The model runs with `logits_all=True`, so every evaluated position keeps its full logits row. Greedy decoding
-  takes the argmax of that row and the reflection ids are scored from a float32 log-softmax over the whole row:
-  the logprobs are exact (`logprob_source="exact"`), as with the transformers engine.
+- Greedy decoding takes the argmax of each logits row, and the reflection ids are scored from a float32
+  log-softmax over the whole row: the logprobs are exact (`logprob_source="exact"`), as with the transformers
+  engine. Only the rows that are needed are computed and copied (the last prompt token and each new token).
 - Prompts go in as token ids. Text is tokenised with `special=True`, so `[Retrieval]` in a prompt is the single
   added id and not the pieces `[`, `Ret`, ... A GGUF whose vocabulary lacks any Self-RAG token is refused at load
   time: scoring with it would silently compare garbage.
-- The K candidates of one step run one after the other in a single llama.cpp context; each reuses the key/value
-  cache of the prefix it shares with the previous prompt, so the instruction is evaluated once per step.
-- A set cancel event stops generation between tokens.
+- The K candidates of one step run as parallel sequences of one llama.cpp batch. On a CPU a decode step is bound
+  by reading the weights, so K tokens in one step cost little more than one: K = 5 candidates take about the time
+  of two (benchmarks/bench_cpu_7b.py). The prompt prefix the candidates share (instruction, earlier segments) is
+  evaluated once and its key/value cells are shared by every sequence (one unified cache; llama.cpp's
+  `llama_memory_seq_cp` tags the cells with the other sequences' ids without copying them).
+- The cache is kept between calls: every sequence slot remembers the tokens its cells hold, and a new prompt
+  continues from the slot holding its longest prefix. A long-form segment therefore evaluates only its new tokens
+  (its marker and passage), not the question and earlier segments again; a segment that goes on after
+  `max_new_tokens` evaluates one token. Slots that are not needed are evicted, least recently used first, when
+  the cache is full; a batch that does not fit even then runs in smaller groups. Results do not depend on the
+  grouping: every sequence sees only its own tokens.
+- A set cancel event stops generation between tokens (and between prompt chunks).
 
 Quantised files (q4_k_m, q8_0, ...) run faster and smaller, but 4-bit quantisation shifts logits enough to flip
 critique decisions that were near a tie in fp16 (e.g. ISREL at 0.49 vs 0.51); prefer q8_0 or f16 when the
@@ -22,7 +31,10 @@ loads.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,6 +47,12 @@ from selfrag_tui.engines.base import (
     TokenCallback,
     import_or_raise,
 )
+
+# Sequence slots of the shared cache: K candidates of up to half of them run in one batch, the rest keep the
+# prefixes of other paths (long-form beams) for the next calls. llama.cpp allows 256.
+DEFAULT_SEQUENCES = 32
+# Tokens per llama_decode call while reading prompts.
+DEFAULT_BATCH = 512
 
 
 def log_softmax_row(logits: Any) -> Any:
@@ -56,16 +74,210 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+class _NoRoom(Exception):
+    """The cache cannot hold this batch even with every idle slot evicted."""
+
+
+@dataclass
+class _Running:
+    """One prompt of a call while it runs in its slot."""
+
+    prompt: list[int]
+    slot: int
+    budget: int
+    have: int = 0
+    """Prompt tokens the slot's cache already holds before the prompt is read."""
+    logits: Any = None
+    token_ids: list[int] = field(default_factory=list)
+    token_logprobs: list[float] = field(default_factory=list)
+    score_logprobs: list[dict[int, float]] = field(default_factory=list)
+    finish: FinishReason = "length"
+
+
+@dataclass
+class EvalCounters:
+    """What the engine ran through the model, for benchmarks and tests (cumulative since load)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    """Tokens of every prompt handed in."""
+    evaluated_tokens: int = 0
+    """Prompt tokens actually run through the model (a prefix shared or cached is not run again)."""
+    generated_tokens: int = 0
+    decode_steps: int = 0
+    """llama_decode calls while generating (one per step for all running candidates)."""
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+    evictions: int = 0
+    splits: int = 0
+
+
+class _Runtime:
+    """A llama.cpp context with one unified key/value cache and `n_slots` sequence slots."""
+
+    def __init__(self, model: Any, ctx: Any, *, n_slots: int, n_batch: int, n_vocab: int) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self.model = model
+        self.ctx = ctx
+        self.n_slots = n_slots
+        self.n_batch = n_batch
+        self.n_vocab = n_vocab
+        self.cells = int(llama_cpp.llama_n_ctx(ctx.ctx))
+        self.memory = llama_cpp.llama_get_memory(ctx.ctx)
+        self.batch = llama_cpp.llama_batch_init(n_batch, 0, n_slots)
+        self.slots: list[list[int]] = [[] for _ in range(n_slots)]
+        self.last_used = [0] * n_slots
+        self.clock = 0
+        self.counters = EvalCounters()
+
+    def close(self) -> None:
+        if self.batch is not None:
+            self._lib.llama_batch_free(self.batch)
+            self.batch = None
+        if self.ctx is not None:
+            self.ctx.close()
+            self.ctx = None
+        if self.model is not None:
+            self.model.close()
+            self.model = None
+
+    # -- the cache -------------------------------------------------------------------------------------------------
+    def clear(self) -> None:
+        self._lib.llama_memory_clear(self.memory, True)
+        self.slots = [[] for _ in range(self.n_slots)]
+
+    def _drop(self, slot: int, start: int = 0) -> None:
+        """Forget positions >= start of a slot."""
+        if len(self.slots[slot]) > start:
+            self._lib.llama_memory_seq_rm(self.memory, slot, start, -1)
+            del self.slots[slot][start:]
+
+    def _evict(self, protected: set[int]) -> bool:
+        """Free the cells of the least recently used slot outside `protected`; False when none holds any."""
+        idle = [s for s in range(self.n_slots) if s not in protected and self.slots[s]]
+        if not idle:
+            return False
+        slot = min(idle, key=lambda s: self.last_used[s])
+        self._drop(slot)
+        self.counters.evictions += 1
+        return True
+
+    def best_match(self, prompt: Sequence[int], limit: int) -> tuple[int, int]:
+        """(slot, length) of the cached prefix of `prompt` that is longest (at most `limit`); newest on ties."""
+        best, best_len = -1, 0
+        for slot, cached in enumerate(self.slots):
+            n = min(common_prefix_length(cached, prompt), limit)
+            if n > best_len or (n == best_len and n > 0 and self.last_used[slot] > self.last_used[best]):
+                best, best_len = slot, n
+        return best, best_len
+
+    def place(self, prompts: list[list[int]]) -> tuple[list[int], list[int], list[int], int]:
+        """Give each prompt a slot holding as much of it as the cache has.
+
+        Returns (slots, cached lengths, members of the shared-prefix group, shared-prefix length): the group's
+        prompts get the shared prefix (up to that length) evaluated once for all of them. Every prompt keeps at
+        least its last token to evaluate, which yields the logits of its next token.
+        """
+        self.clock += 1
+        n = len(prompts)
+        limits = [len(p) - 1 for p in prompts]
+        matches = [self.best_match(p, limit) for p, limit in zip(prompts, limits)]
+        shared = 0
+        if n > 1:
+            shared = min(min(limits), min(common_prefix_length(prompts[0], p) for p in prompts[1:]))
+        members = [i for i in range(n) if matches[i][1] < shared]
+        if len(members) < 2:
+            members, shared = [], 0
+        else:
+            source = self.best_match(prompts[members[0]][:shared], shared)
+            for i in members:
+                matches[i] = source
+        # A source slot becomes the target of the prompt that keeps most of it; the others get fresh slots.
+        claims: dict[int, int] = {}
+        for i, (slot, length) in enumerate(matches):
+            if length > 0 and (slot not in claims or length > matches[claims[slot]][1]):
+                claims[slot] = i
+        sources = {slot for slot, length in matches if length > 0}
+        free = sorted(
+            (s for s in range(self.n_slots) if s not in sources), key=lambda s: (bool(self.slots[s]), self.last_used[s])
+        )
+        targets: list[int] = []
+        for i, (slot, length) in enumerate(matches):
+            targets.append(slot if length > 0 and claims[slot] == i else free.pop(0))
+        # Copy first (sources still whole), then cut claimed sources to the length their prompt keeps.
+        for i, (slot, length) in enumerate(matches):
+            target = targets[i]
+            if target == slot:
+                continue
+            self._drop(target)
+            if length > 0:
+                self._lib.llama_memory_seq_cp(self.memory, slot, target, 0, length)
+                self.slots[target] = list(self.slots[slot][:length])
+        for i, (slot, length) in enumerate(matches):
+            if targets[i] == slot:
+                self._drop(slot, length)
+        for target in targets:
+            self.last_used[target] = self.clock
+        return targets, [length for _, length in matches], members, shared
+
+    # -- evaluation ------------------------------------------------------------------------------------------------
+    def decode(self, items: list[tuple[int, int, Sequence[int], bool]], protected: set[int]) -> list[Any]:
+        """Run `items` (token, position, slots, wants logits) through the model in one llama_decode call; return
+        the logits rows asked for, in order. Evicts idle slots when the cache is full; raises _NoRoom when even
+        that is not enough."""
+        import numpy as np
+
+        lib, batch = self._lib, self.batch
+        batch.n_tokens = len(items)
+        for j, (token, pos, slots, wants) in enumerate(items):
+            batch.token[j] = token
+            batch.pos[j] = pos
+            batch.n_seq_id[j] = len(slots)
+            for k, slot in enumerate(slots):
+                batch.seq_id[j][k] = slot
+            batch.logits[j] = 1 if wants else 0
+        while True:
+            code = lib.llama_decode(self.ctx.ctx, batch)
+            if code == 0:
+                break
+            if code == 1 and self._evict(protected):
+                continue
+            if code == 1:
+                raise _NoRoom()
+            raise EngineError(f"llama.cpp failed to evaluate a batch of {len(items)} tokens (llama_decode {code}).")
+        rows = []
+        for j, (token, _pos, slots, wants) in enumerate(items):
+            for slot in slots:
+                self.slots[slot].append(token)
+            if wants:
+                pointer = lib.llama_get_logits_ith(self.ctx.ctx, j)
+                rows.append(np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy())
+        return rows
+
+
 class LlamaCppEngine:
     """Greedy Self-RAG generation with llama.cpp over a GGUF file."""
 
     name = "llamacpp"
 
-    def __init__(self, llama: Any, *, model_path: Path, tokenizer: Any = None) -> None:
+    def __init__(
+        self,
+        llama: Any,
+        *,
+        model_path: Path,
+        tokenizer: Any = None,
+        runtime: _Runtime | None = None,
+        max_context: int | None = None,
+    ) -> None:
+        """`llama` is a `llama_cpp.Llama` used for its tokenizer (it may be loaded with `vocab_only=True`);
+        `runtime` is the context that generates (see `load`); without one the engine only tokenises."""
         self._llama = llama
+        self._runtime = runtime
         self._hf_tokenizer = tokenizer
         self.model_name = str(model_path)
-        self.max_context = int(llama.n_ctx())
+        self.max_context = int(max_context or llama.n_ctx())
         self.eos_token_id = int(llama.token_eos())
         self.bos_token_id = int(llama.token_bos())
         self.n_vocab = int(llama.n_vocab())
@@ -83,10 +295,18 @@ class LlamaCppEngine:
         tokenizer: str | None = None,
         check_vocab: bool = True,
         kv_cache_dtype: str = "f16",
+        kv_cache_tokens: int | None = None,
+        max_sequences: int = DEFAULT_SEQUENCES,
+        n_batch: int = DEFAULT_BATCH,
     ) -> "LlamaCppEngine":
         """Load a GGUF file. `tokenizer` (a Hugging Face folder or cached hub name) makes prompts tokenise exactly
         as in the transformers engine; without it llama.cpp's own tokenizer is used, which puts a space after
-        special tokens the way Llama-2's original (legacy) tokenizer does."""
+        special tokens the way Llama-2's original (legacy) tokenizer does.
+
+        `kv_cache_tokens` is the size of the key/value cache all sequences share (default: `max_context`, the
+        memory a single sequence of full context needs: 2 GiB for the 7B model at f16); more lets more candidates
+        and cached paths stay in memory at once. `n_threads` defaults to the CPUs this process may use."""
+        del seed  # greedy decoding draws no random numbers
         # ggml type ids of the attention cache (GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1).
         kv_types = {"f32": 0, "f16": 1}
         if kv_cache_dtype not in kv_types:
@@ -105,32 +325,58 @@ class LlamaCppEngine:
                 f"the Self-RAG model; 'selfrag-chat doctor' checks it."
             )
         llama_cpp = import_or_raise("llama_cpp", extra="llamacpp", what="The llama.cpp engine")
+        from llama_cpp import _internals
+        from llama_cpp._logger import set_verbose
+
+        set_verbose(False)  # llama.cpp's load and cache messages would land on the terminal
+        threads = n_threads or _usable_cpus()
         try:
-            llama = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=max_context or 0,  # 0: the model's own context length
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                n_gpu_layers=n_gpu_layers,
-                logits_all=True,
-                seed=seed,
-                type_k=kv_type,
-                type_v=kv_type,
-                verbose=False,
-            )
+            model_params = llama_cpp.llama_model_default_params()
+            model_params.n_gpu_layers = n_gpu_layers
+            weights = _internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise EngineError(
                 f"llama.cpp could not load '{path}': {exc}. The file may be truncated or from a newer llama.cpp; "
                 f"re-download it or re-convert it with convert_hf_to_gguf.py."
             ) from exc
+        context = int(max_context or weights.n_ctx_train())
+        cells = max(int(kv_cache_tokens or context), context)
+        sequences = max(2, min(int(max_sequences), llama_cpp.llama_max_parallel_sequences()))
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = cells
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
+        params.n_seq_max = sequences
+        params.kv_unified = True
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.type_k = kv_type
+        params.type_v = kv_type
+        params.embeddings = False
+        params.no_perf = True
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        try:
+            ctx = _internals.LlamaContext(model=weights, params=params, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            weights.close()
+            raise EngineError(
+                f"llama.cpp could not make a {cells}-token cache for '{path}' ({exc}); lower model.max_model_len "
+                f"or free memory."
+            ) from exc
+        llama = _Vocabulary(weights)
+        runtime = _Runtime(weights, ctx, n_slots=sequences, n_batch=n_batch, n_vocab=int(llama.n_vocab()))
         hf_tokenizer = None
         if tokenizer:
             from selfrag_tui.engines.tokenizer import load_tokenizer
 
             hf_tokenizer = load_tokenizer(tokenizer)
-        engine = cls(llama, model_path=path, tokenizer=hf_tokenizer)
+        engine = cls(llama, model_path=path, tokenizer=hf_tokenizer, runtime=runtime, max_context=context)
         if check_vocab:
-            engine.check_reflection_vocab()
+            try:
+                engine.check_reflection_vocab()
+            except EngineError:
+                engine.close()
+                raise
         return engine
 
     def check_reflection_vocab(self) -> None:
@@ -188,79 +434,23 @@ class LlamaCppEngine:
             return None
         return token_id
 
+    # -- the cache -------------------------------------------------------------------------------------------------
+    @property
+    def counters(self) -> EvalCounters:
+        """Tokens evaluated and generated since load (benchmarks/bench_cpu_7b.py reads them)."""
+        return self._loaded().counters
+
+    def clear_cache(self) -> None:
+        """Forget every cached prefix: the next prompt is read from its first token."""
+        with self._lock:
+            self._loaded().clear()
+
+    def _loaded(self) -> _Runtime:
+        if self._runtime is None:
+            raise EngineError(f"The llama.cpp engine for {self.model_name} was opened for its vocabulary only.")
+        return self._runtime
+
     # -- generation ------------------------------------------------------------------------------------------------
-    def _prime(self, prompt: Sequence[int]) -> None:
-        """Evaluate `prompt`, reusing the cached prefix it shares with what the context holds."""
-        llama = self._llama
-        if not prompt:
-            raise EngineError("The llama.cpp engine got an empty prompt; prompts start with the BOS token.")
-        if len(prompt) >= self.max_context:
-            raise EngineError(
-                f"The prompt has {len(prompt)} tokens, more than the llama.cpp context of {self.max_context}; "
-                f"raise model.max_model_len or use fewer or shorter passages (decoding.k)."
-            )
-        cached = llama.input_ids[: llama.n_tokens].tolist()
-        reuse = common_prefix_length(cached, prompt)
-        if reuse == len(prompt) and reuse > 0:
-            # The logits row of the last prompt token is still the one computed for this exact prefix.
-            llama.n_tokens = reuse
-            return
-        llama.n_tokens = reuse  # eval() drops the key/value cache beyond n_tokens first
-        llama.eval(list(prompt[reuse:]))
-
-    def _generate_one(
-        self,
-        prompt: Sequence[int],
-        *,
-        max_new_tokens: int,
-        stop_token_ids: set[int],
-        score_ids: Sequence[int],
-        cancel: threading.Event | None,
-        on_token: TokenCallback | None,
-    ) -> Generation:
-        import numpy as np
-
-        llama = self._llama
-        self._prime(prompt)
-        score_index = np.asarray(list(score_ids), dtype=np.int64)
-        token_ids: list[int] = []
-        token_logprobs: list[float] = []
-        score_logprobs: list[dict[int, float]] = []
-        finish: FinishReason = "length"
-        budget = min(max_new_tokens, self.max_context - len(prompt))
-        for _ in range(budget):
-            if cancel is not None and cancel.is_set():
-                raise GenerationCancelled()
-            logits = llama.scores[llama.n_tokens - 1]
-            logprobs = log_softmax_row(logits)
-            token = int(np.argmax(logits))
-            token_ids.append(token)
-            token_logprobs.append(float(logprobs[token]))
-            score_logprobs.append(
-                {int(i): float(lp) for i, lp in zip(score_index.tolist(), logprobs[score_index].tolist())}
-            )
-            if on_token is not None:
-                previous = list(prompt) + token_ids[:-1]
-                piece = llama.detokenize([token], prev_tokens=previous, special=True)
-                on_token(token, piece.decode("utf-8", errors="replace"))
-            if token == self.eos_token_id:
-                finish = "eos"
-                break
-            if token in stop_token_ids:
-                finish = "stop"
-                break
-            if len(token_ids) < budget:
-                llama.eval([token])
-        return Generation(
-            token_ids=token_ids,
-            text=self.decode(token_ids),
-            token_logprobs=token_logprobs,
-            score_logprobs=score_logprobs,
-            cumulative_logprob=float(sum(token_logprobs)),
-            finish_reason=finish,
-            logprob_source="exact",
-        )
-
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
@@ -272,33 +462,205 @@ class LlamaCppEngine:
         on_token: TokenCallback | None = None,
     ) -> list[Generation]:
         stops = {int(t) for t in stop_token_ids}
-        results = []
+        scored = [int(t) for t in score_ids]
+        lists = [self._checked(prompt) for prompt in prompts]
         with self._lock:  # one llama.cpp context: calls from two threads must not interleave
-            for prompt in prompts:
-                results.append(
-                    self._generate_one(
-                        [int(t) for t in prompt],
-                        max_new_tokens=max_new_tokens,
-                        stop_token_ids=stops,
-                        score_ids=score_ids,
-                        cancel=cancel,
-                        on_token=on_token if len(prompts) == 1 else None,
-                    )
-                )
-        return results
+            runs = self._run_all(lists, max_new_tokens, stops, scored, cancel, on_token if len(lists) == 1 else None)
+        return [
+            Generation(
+                token_ids=run.token_ids,
+                text=self.decode(run.token_ids),
+                token_logprobs=run.token_logprobs,
+                score_logprobs=run.score_logprobs,
+                cumulative_logprob=float(sum(run.token_logprobs)),
+                finish_reason=run.finish,
+                logprob_source="exact",
+            )
+            for run in runs
+        ]
 
     def next_token_logprobs(
         self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]
     ) -> list[dict[int, float]]:
-        results = []
+        lists = [self._checked(prompt) for prompt in prompts]
         with self._lock:
-            for prompt in prompts:
-                self._prime([int(t) for t in prompt])
-                logprobs = log_softmax_row(self._llama.scores[self._llama.n_tokens - 1])
-                results.append({int(t): float(logprobs[int(t)]) for t in token_ids})
+            runs = self._run_all(lists, 0, set(), [], None, None)
+        results = []
+        for run in runs:
+            logprobs = log_softmax_row(run.logits)
+            results.append({int(t): float(logprobs[int(t)]) for t in token_ids})
         return results
 
+    def _checked(self, prompt: Sequence[int]) -> list[int]:
+        ids = [int(t) for t in prompt]
+        if not ids:
+            raise EngineError("The llama.cpp engine got an empty prompt; prompts start with the BOS token.")
+        if len(ids) >= self.max_context:
+            raise EngineError(
+                f"The prompt has {len(ids)} tokens, more than the llama.cpp context of {self.max_context}; "
+                f"raise model.max_model_len or use fewer or shorter passages (decoding.k)."
+            )
+        return ids
+
+    def _run_all(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        stops: set[int],
+        score_ids: list[int],
+        cancel: threading.Event | None,
+        on_token: TokenCallback | None,
+    ) -> list[_Running]:
+        """Run the prompts in groups of at most half the slots (the other half keep cached prefixes); a group
+        the cache cannot hold is halved until it fits."""
+        runtime = self._loaded()
+        runtime.counters.calls += 1
+        group = max(1, runtime.n_slots // 2)
+        pending = [prompts[i : i + group] for i in range(0, len(prompts), group)]
+        results: list[_Running] = []
+        while pending:
+            chunk = pending.pop(0)
+            try:
+                results.extend(self._run_group(chunk, max_new_tokens, stops, score_ids, cancel, on_token))
+            except _NoRoom:
+                if len(chunk) == 1:
+                    raise EngineError(
+                        f"The llama.cpp cache of {runtime.cells} tokens cannot hold a prompt of {len(chunk[0])} "
+                        f"tokens and its answer; raise model.max_model_len."
+                    ) from None
+                runtime.counters.splits += 1
+                half = (len(chunk) + 1) // 2
+                pending[:0] = [chunk[:half], chunk[half:]]
+        return results
+
+    def _run_group(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        stops: set[int],
+        score_ids: list[int],
+        cancel: threading.Event | None,
+        on_token: TokenCallback | None,
+    ) -> list[_Running]:
+        import numpy as np
+
+        runtime = self._runtime
+        assert runtime is not None
+        counters = runtime.counters
+        slots, cached, members, shared = runtime.place(prompts)
+        runs = [
+            _Running(prompt, slot, min(max_new_tokens, self.max_context - len(prompt)), have=cached[i])
+            for i, (prompt, slot) in enumerate(zip(prompts, slots))
+        ]
+        protected = set(slots)
+        # Read the prompts: the shared prefix once for the whole group, then each prompt's own tokens; only the
+        # last token of each prompt asks for logits.
+        items: list[tuple[int, int, Sequence[int], bool]] = []
+        owners: list[_Running | None] = []
+        if members:
+            group_slots = [slots[i] for i in members]
+            start = runs[members[0]].have
+            for pos in range(start, shared):
+                items.append((prompts[members[0]][pos], pos, group_slots, False))
+                owners.append(None)
+            for i in members:
+                runs[i].have = shared
+        for run in runs:
+            for pos in range(run.have, len(run.prompt)):
+                last = pos == len(run.prompt) - 1
+                items.append((run.prompt[pos], pos, (run.slot,), last))
+                owners.append(run if last else None)
+        counters.prompt_tokens += sum(len(p) for p in prompts)
+        counters.evaluated_tokens += len(items)
+        started = time.perf_counter()
+        for begin in range(0, len(items), runtime.n_batch):
+            if cancel is not None and cancel.is_set():
+                raise GenerationCancelled()
+            chunk = items[begin : begin + runtime.n_batch]
+            rows = iter(runtime.decode(chunk, protected))
+            for owner in owners[begin : begin + runtime.n_batch]:
+                if owner is not None:
+                    owner.logits = next(rows)
+        counters.prefill_s += time.perf_counter() - started
+        if max_new_tokens <= 0:
+            return runs
+        # Generate: one step for every running candidate at once.
+        started = time.perf_counter()
+        score_index = np.asarray(score_ids, dtype=np.int64)
+        active = [run for run in runs if run.budget > 0]
+        while active:
+            if cancel is not None and cancel.is_set():
+                raise GenerationCancelled()
+            step: list[tuple[int, int, Sequence[int], bool]] = []
+            going: list[_Running] = []
+            for run in active:
+                logprobs = log_softmax_row(run.logits)
+                token = int(np.argmax(run.logits))
+                run.token_ids.append(token)
+                run.token_logprobs.append(float(logprobs[token]))
+                run.score_logprobs.append(
+                    dict(zip(score_ids, logprobs[score_index].tolist())) if score_ids else {}
+                )
+                if on_token is not None:
+                    previous = run.prompt + run.token_ids[:-1]
+                    piece = self._llama.detokenize([token], prev_tokens=previous, special=True)
+                    on_token(token, piece.decode("utf-8", errors="replace"))
+                if token == self.eos_token_id:
+                    run.finish = "eos"
+                elif token in stops:
+                    run.finish = "stop"
+                elif len(run.token_ids) < run.budget:
+                    step.append((token, len(run.prompt) + len(run.token_ids) - 1, (run.slot,), True))
+                    going.append(run)
+            active = going
+            if step:
+                counters.decode_steps += 1
+                for run, row in zip(going, runtime.decode(step, protected)):
+                    run.logits = row
+        counters.generated_tokens += sum(len(run.token_ids) for run in runs)
+        counters.decode_s += time.perf_counter() - started
+        return runs
+
     def close(self) -> None:
+        runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            runtime.close()
         llama, self._llama = self._llama, None
         if llama is not None:
             llama.close()
+
+
+class _Vocabulary:
+    """The tokenizer calls of `llama_cpp.Llama`, answered by the loaded model itself (no second context)."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return self._model.tokenize(text, add_bos=add_bos, special=special)
+
+    def detokenize(self, tokens: Sequence[int], prev_tokens: Sequence[int] | None = None, special: bool = False) -> bytes:
+        del prev_tokens  # llama.cpp's pieces do not depend on earlier tokens
+        return self._model.detokenize(list(tokens), special=special)
+
+    def token_eos(self) -> int:
+        return self._model.token_eos()
+
+    def token_bos(self) -> int:
+        return self._model.token_bos()
+
+    def n_vocab(self) -> int:
+        return self._model.n_vocab()
+
+    def n_ctx(self) -> int:
+        return self._model.n_ctx_train()
+
+    def close(self) -> None:
+        """The model is closed with the runtime that owns it."""
+
+
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

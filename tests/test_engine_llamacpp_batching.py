@@ -1,0 +1,199 @@
+"""The llama.cpp engine runs the K candidates as parallel sequences of one batch and continues from cached
+prefixes; neither may change a token or a logprob. The reference is the plain path: each prompt alone, read from
+its first token (the cache cleared before it)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from engine_agreement import build_prompts, sample_cases
+from selfrag_tui.engines.base import GenerationCancelled
+from selfrag_tui.reflection import ReflectionVocab
+
+# f32 attention cache on both paths: what differs is only the order of floating-point sums.
+LOGPROB_TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_gguf):
+    from selfrag_tui.engines.llamacpp_engine import LlamaCppEngine
+
+    loaded = LlamaCppEngine.load(tiny_gguf, n_threads=1, max_context=1024, kv_cache_tokens=4096,
+                                 kv_cache_dtype="f32")
+    yield loaded
+    loaded.close()
+
+
+@pytest.fixture(scope="module")
+def vocab(engine):
+    return ReflectionVocab.from_engine(engine)
+
+
+@pytest.fixture(scope="module")
+def candidates(engine):
+    """The decoder's short-form step: one prompt per passage, all sharing the instruction."""
+    return build_prompts(engine.encode, sample_cases())[1]
+
+
+def alone(engine, prompts, **kwargs):
+    """The plain path: every prompt by itself on an empty cache."""
+    results = []
+    for prompt in prompts:
+        engine.clear_cache()
+        results.extend(engine.generate([prompt], **kwargs))
+    return results
+
+
+def assert_same(expected, actual):
+    assert len(actual) == len(expected)
+    for want, got in zip(expected, actual):
+        assert got.token_ids == want.token_ids
+        assert got.finish_reason == want.finish_reason
+        assert got.token_logprobs == pytest.approx(want.token_logprobs, abs=LOGPROB_TOLERANCE)
+        assert len(got.score_logprobs) == len(want.score_logprobs)
+        for got_row, want_row in zip(got.score_logprobs, want.score_logprobs):
+            assert got_row.keys() == want_row.keys()
+            assert list(got_row.values()) == pytest.approx(list(want_row.values()), abs=LOGPROB_TOLERANCE)
+
+
+def test_k_candidates_in_one_batch_give_the_tokens_and_logprobs_of_each_prompt_alone(engine, vocab, candidates):
+    kwargs = dict(max_new_tokens=40, stop_token_ids=vocab.retrieve_ids, score_ids=vocab.score_ids)
+    expected = alone(engine, candidates, **kwargs)
+    assert len({tuple(g.token_ids) for g in expected}) > 1, "the candidates should differ"
+    engine.clear_cache()
+    before = engine.counters
+    prompt_tokens, evaluated, steps = before.prompt_tokens, before.evaluated_tokens, before.decode_steps
+    batched = engine.generate(candidates, **kwargs)
+    assert_same(expected, batched)
+    shared = min(len(p) for p in candidates)
+    for prompt in candidates[1:]:
+        shared = min(shared, next(i for i, (a, b) in enumerate(zip(candidates[0], prompt)) if a != b))
+    total = sum(len(p) for p in candidates)
+    after = engine.counters
+    assert after.prompt_tokens - prompt_tokens == total
+    # The instruction the candidates share is read once, not K times.
+    assert after.evaluated_tokens - evaluated == total - (len(candidates) - 1) * shared
+    # One decode step serves every running candidate.
+    assert after.decode_steps - steps == max(len(g.token_ids) for g in batched) - 1
+
+
+def test_next_token_logprobs_batched_and_cached_match_the_plain_path(engine, vocab):
+    base = build_prompts(engine.encode, sample_cases())[0]
+    ids = list(range(engine.n_vocab))
+    expected = []
+    for prompt in base:
+        engine.clear_cache()
+        expected.extend(engine.next_token_logprobs([prompt], ids))
+    engine.clear_cache()
+    for batched in (engine.next_token_logprobs(base, ids), engine.next_token_logprobs(base, ids)):  # 2nd: cached
+        for want, got in zip(expected, batched, strict=True):
+            assert list(got.values()) == pytest.approx(list(want.values()), abs=LOGPROB_TOLERANCE)
+
+
+def test_a_prompt_that_extends_a_cached_one_reads_only_its_new_tokens(engine, vocab, candidates):
+    """A long-form segment: the prompt is the previous prompt, its segment, and a new marker and passage."""
+    kwargs = dict(max_new_tokens=12, stop_token_ids=vocab.retrieve_ids, score_ids=vocab.score_ids)
+    engine.clear_cache()
+    (first,) = engine.generate([candidates[0]], **kwargs)
+    evaluated = engine.counters.evaluated_tokens
+    suffix = engine.encode("[Retrieval]<paragraph>The second passage.</paragraph>", add_bos=False)
+    follow_up = candidates[0] + first.token_ids[:-1] + suffix
+    (cached,) = engine.generate([follow_up], **kwargs)
+    # Everything but the suffix is in the cache (the last generated token was never evaluated: it was replaced).
+    assert engine.counters.evaluated_tokens - evaluated == len(suffix)
+    assert_same(alone(engine, [follow_up], **kwargs), [cached])
+
+
+def test_a_segment_cut_by_max_new_tokens_goes_on_from_its_cache(engine, vocab, candidates):
+    """The decoder's continuation call: same prompt plus what was generated; one token to read."""
+    kwargs = dict(stop_token_ids=vocab.retrieve_ids, score_ids=vocab.score_ids)
+    engine.clear_cache()
+    (whole,) = engine.generate([candidates[1]], max_new_tokens=30, **kwargs)
+    assert len(whole.token_ids) > 8, "the tiny model should write more than 8 tokens here"
+    engine.clear_cache()
+    (head,) = engine.generate(candidates[1:4], max_new_tokens=8, **kwargs)[:1]
+    evaluated = engine.counters.evaluated_tokens
+    (tail,) = engine.generate([candidates[1] + head.token_ids], max_new_tokens=22, **kwargs)
+    assert engine.counters.evaluated_tokens - evaluated == 1
+    assert head.token_ids + tail.token_ids == whole.token_ids
+    assert head.token_logprobs + tail.token_logprobs == pytest.approx(whole.token_logprobs, abs=LOGPROB_TOLERANCE)
+
+
+def test_beams_keep_their_own_cached_paths(engine, vocab, candidates):
+    """Two paths continued in turn (beam width 2): each continues from its own cache, not the other's."""
+    kwargs = dict(max_new_tokens=10, stop_token_ids=vocab.retrieve_ids, score_ids=vocab.score_ids)
+    engine.clear_cache()
+    firsts = engine.generate(candidates, **kwargs)
+    suffix = engine.encode("[Retrieval]<paragraph>More.</paragraph>", add_bos=False)
+    paths = [candidates[i] + firsts[i].token_ids[:-1] + suffix for i in (3, 0)]
+    evaluated = engine.counters.evaluated_tokens
+    second = [engine.generate([path, path + suffix], **kwargs) for path in paths]
+    # Each call reads the suffix once for both prompts (shared), then the second prompt's extra suffix, and
+    # the last token of each prompt for its logits: nothing of the cached paths again.
+    assert engine.counters.evaluated_tokens - evaluated == 2 * (2 * len(suffix) + 1)
+    for path, got in zip(paths, second):
+        assert_same(alone(engine, [path, path + suffix], **kwargs), got)
+
+
+def test_stop_ids_end_each_candidate_on_its_own(engine, vocab, candidates):
+    kwargs = dict(max_new_tokens=60, score_ids=vocab.score_ids)
+    plain = alone(engine, candidates, **kwargs)
+    # Stop every candidate at the first reflection token the plain run produced; the others run on.
+    stops = {t for g in plain for t in g.token_ids if t in vocab.score_ids}
+    assert stops, "the tiny model should write reflection tokens"
+    expected = alone(engine, candidates, stop_token_ids=sorted(stops), **kwargs)
+    assert {g.finish_reason for g in expected} & {"stop"}
+    engine.clear_cache()
+    batched = engine.generate(candidates, stop_token_ids=sorted(stops), **kwargs)
+    assert_same(expected, batched)
+    for generation in batched:
+        if generation.finish_reason == "stop":
+            assert generation.token_ids[-1] in stops
+            assert not set(generation.token_ids[:-1]) & stops
+
+
+class CancelAfter(threading.Event):
+    """A cancel event the user sets after the engine has looked at it `checks` times (between steps)."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.checks = checks
+        self.seen = 0
+
+    def is_set(self) -> bool:
+        self.seen += 1
+        if self.seen > self.checks:
+            self.set()
+        return super().is_set()
+
+
+def test_cancel_stops_a_batch_and_leaves_the_cache_consistent(engine, vocab, candidates):
+    kwargs = dict(max_new_tokens=40, stop_token_ids=vocab.retrieve_ids, score_ids=vocab.score_ids)
+    expected = alone(engine, candidates, **kwargs)
+    engine.clear_cache()
+    steps, generated = engine.counters.decode_steps, engine.counters.generated_tokens
+    cancel = CancelAfter(checks=6)  # the prompts' chunks, then a few generation steps
+    with pytest.raises(GenerationCancelled):
+        engine.generate(candidates, cancel=cancel, **kwargs)
+    assert 0 < engine.counters.decode_steps - steps < max(len(g.token_ids) for g in expected) - 1
+    assert engine.counters.generated_tokens == generated  # nothing is returned from a cancelled call
+    # The half-generated sequences stay cached; the next call continues from them and still agrees.
+    assert_same(expected, engine.generate(candidates, **kwargs))
+
+
+def test_a_batch_larger_than_the_cache_runs_in_groups_with_the_same_results(tiny_gguf, vocab, candidates):
+    from selfrag_tui.engines.llamacpp_engine import LlamaCppEngine
+
+    small = LlamaCppEngine.load(tiny_gguf, n_threads=1, max_context=512, kv_cache_tokens=512,
+                                kv_cache_dtype="f32")
+    try:
+        kwargs = dict(max_new_tokens=40, stop_token_ids=vocab.retrieve_ids, score_ids=vocab.score_ids)
+        expected = alone(small, candidates, **kwargs)
+        small.clear_cache()
+        batched = small.generate(candidates, **kwargs)
+        assert small.counters.splits > 0
+        assert_same(expected, batched)
+    finally:
+        small.close()
