@@ -30,7 +30,8 @@ if str(ROOT) not in sys.path:
 
 from selfrag_tui.application import locations  # noqa: E402
 from selfrag_tui.selfrag.decoder import SelfRagDecoder  # noqa: E402
-from selfrag_tui.selfrag.types import DecodeSettings, Passage  # noqa: E402
+from selfrag_tui.selfrag.settings import DecodingSettings  # noqa: E402
+from selfrag_tui.selfrag.types import Passage  # noqa: E402
 
 TARGET_OVERHEAD = 0.05
 _WORDS = re.compile(r"\w+")
@@ -83,7 +84,7 @@ def questions(count: int) -> list[str]:
     return factual[:half] + chitchat[: count - half]
 
 
-def overhead(decoder: SelfRagDecoder, asked: list[str], settings: DecodeSettings, repeats: int) -> None:
+def overhead(decoder: SelfRagDecoder, asked: list[str], settings: DecodingSettings, repeats: int) -> None:
     print(f"\n== decoder overhead ({settings.form} form, k={settings.k}, beam {settings.beam_width}) ==")
     print(f"{'question':52} {'retr':>5} {'segs':>4} {'engine ms':>10} {'decoder ms':>10} {'share':>7}")
     engine_total = decoder_total = 0.0
@@ -166,7 +167,7 @@ def main() -> int:
     asked = questions(args.questions)
     print(f"{len(passages)} passages from sample_docs; {len(asked)} questions; best of {args.repeats} runs each")
     for form in ("long", "short"):
-        settings = DecodeSettings(form=form, k=args.k, max_new_tokens=args.max_new_tokens)
+        settings = DecodingSettings(form=form, k=args.k, max_new_tokens=args.max_new_tokens)
         overhead(decoder, asked, settings, args.repeats)
     batching(decoder, asked[0], retriever, args.k, args.max_new_tokens, args.repeats)
     engine.close()

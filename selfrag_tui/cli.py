@@ -63,9 +63,12 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                        help="generation engine (default auto)")
 
 
-def _settings_options(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
+def _settings_options(parser: argparse.ArgumentParser, sections: tuple[str, ...], *, suppress: bool) -> None:
+    """One flag per setting of `sections`. On subcommands the default is SUPPRESS, so a flag given before the
+    subcommand keeps its value."""
     from selfrag_tui.application.settings import option_specs
 
+    default: Any = argparse.SUPPRESS if suppress else None
     for section in sections:
         group = parser.add_argument_group(f"[{section}] settings")
         for spec in option_specs(section):
@@ -77,13 +80,13 @@ def _settings_options(parser: argparse.ArgumentParser, sections: tuple[str, ...]
             help_text = spec.description + (f" ({extra})" if extra else "")
             help_text = help_text.replace("%", "%%")
             if spec.kind == "bool":
-                group.add_argument(spec.flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
+                group.add_argument(spec.flag, dest=dest, action=argparse.BooleanOptionalAction, default=default,
                                    help=help_text)
             elif spec.kind == "choice":
-                group.add_argument(spec.flag, dest=dest, choices=spec.choices, default=None, help=help_text)
+                group.add_argument(spec.flag, dest=dest, choices=spec.choices, default=default, help=help_text)
             else:
-                group.add_argument(spec.flag, dest=dest, metavar={"int": "N", "float": "X"}.get(spec.kind, "TEXT"), default=None,
-                                   help=help_text)
+                group.add_argument(spec.flag, dest=dest, metavar={"int": "N", "float": "X"}.get(spec.kind, "TEXT"),
+                                   default=default, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,14 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _global_options(parser, suppress=False)
-    _settings_options(parser, SECTION_FLAGS[""])
+    _settings_options(parser, SECTION_FLAGS[""], suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS:
         module = importlib.import_module(f"selfrag_tui.commands.{name}")
         p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
         module.add_arguments(p)
         _global_options(p, suppress=True)
-        _settings_options(p, SECTION_FLAGS.get(name, ()))
+        _settings_options(p, SECTION_FLAGS.get(name, ()), suppress=True)
     return parser
 
 

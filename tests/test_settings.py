@@ -127,8 +127,15 @@ def test_global_options_work_before_or_after_the_command(config, tmp_path):
     assert after.store_path == tmp_path / "a"
     args = build_parser().parse_args(["ask", "--demo", "q"])
     assert args.demo is True and args.question == "q"
-    args = build_parser().parse_args(["docs", "--engine", "llamacpp"])
     assert settings_from(["docs", "--engine", "llamacpp"]).model.engine == "llamacpp"
+
+
+def test_settings_flags_work_before_or_after_the_command(config):
+    before = settings_from(["--max-new-tokens", "8", "--no-use-seqscore", "--dtype", "bfloat16", "ask", "q"])
+    after = settings_from(["ask", "q", "--max-new-tokens", "8", "--no-use-seqscore", "--dtype", "bfloat16"])
+    assert before == after
+    assert (after.decoding.max_new_tokens, after.decoding.use_seqscore, after.model.dtype) == (8, False, "bfloat16")
+    assert settings_from(["ask", "q"]).decoding.max_new_tokens == 200
 
 
 def test_every_decoding_and_model_setting_is_a_flag_of_ask(config):

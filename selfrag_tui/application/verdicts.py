@@ -6,6 +6,8 @@ the colour. Pure Python, no Textual.
 
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -177,6 +179,10 @@ def verdicts(critique: Critique, *, with_passage: bool = True) -> list[Verdict]:
 
 def decision_summary(decision: RetrievalDecision) -> str:
     """`retrieved: p=0.93 > threshold 0.20 (adaptive)` and the like, in words."""
+    if getattr(decision, "continue_evidence", False):
+        p_continue = math.exp(decision.logprob_continue) if decision.logprob_continue is not None else None
+        said = f" (p([Continue to Use Evidence])={p_continue:.2f})" if p_continue is not None else ""
+        return f"continued with the current passage{said}"
     verb = "retrieved" if decision.retrieve else "no retrieval"
     if decision.p_retrieval is None:
         return f"{verb}: forced by mode '{decision.mode}'"

@@ -45,3 +45,14 @@ def test_markup_and_self_rag_tokens_in_text_stay_literal():
 def test_badge_says_retrieved_or_not_with_probability_threshold_and_mode():
     assert badge(retrieved_answer().decision).plain == " ⟳ RETRIEVED  p([Retrieval])=0.93 > threshold 0.20 (adaptive)"
     assert badge(chit_chat_answer().decision).plain == " ∅ NO RETRIEVAL  p([Retrieval])=0.03 ≤ threshold 0.20 (adaptive)"
+
+
+def test_a_decision_to_continue_with_the_current_passage_is_not_called_no_retrieval():
+    import math
+
+    from selfrag_tui.application.verdicts import decision_summary
+    from selfrag_tui.selfrag.types import RetrievalDecision
+
+    decision = RetrievalDecision(retrieve=False, mode="adaptive", threshold=0.2, p_retrieval=0.5,
+                                 continue_evidence=True, logprob_continue=math.log(0.8))
+    assert decision_summary(decision) == "continued with the current passage (p([Continue to Use Evidence])=0.80)"
