@@ -325,7 +325,16 @@ class _Deadline:
                 self._wake.wait(0.05)
 
     def __enter__(self) -> "_Deadline":
+        import sys
+
         self._started = time.monotonic()
+        self._previous_hook = sys.unraisablehook
+
+        def quiet(unraisable) -> None:  # the swallowed interruptions are retried; not worth a traceback
+            if unraisable.exc_type is not _ParseTimeout:
+                self._previous_hook(unraisable)
+
+        sys.unraisablehook = quiet
         self._watcher.start()
         return self
 
@@ -339,6 +348,12 @@ class _Deadline:
             self._wake.notify()
             if self.fired:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
+        previous = getattr(self, "_previous_hook", None)
+        if previous is not None:
+            import sys
+
+            sys.unraisablehook = previous
+            self._previous_hook = None
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.stop()
