@@ -46,6 +46,12 @@ def alone(engine, prompts, **kwargs):
     return results
 
 
+def distinct_prefixes(prompts) -> int:
+    """Tokens of the prompts counted once per distinct prefix they end: what a reader that never repeats a
+    shared prefix must evaluate."""
+    return len({tuple(prompt[: n + 1]) for prompt in prompts for n in range(len(prompt))})
+
+
 def assert_same(expected, actual):
     assert len(actual) == len(expected)
     for want, got in zip(expected, actual):
@@ -67,14 +73,10 @@ def test_k_candidates_in_one_batch_give_the_tokens_and_logprobs_of_each_prompt_a
     prompt_tokens, evaluated, steps = before.prompt_tokens, before.evaluated_tokens, before.decode_steps
     batched = engine.generate(candidates, **kwargs)
     assert_same(expected, batched)
-    shared = min(len(p) for p in candidates)
-    for prompt in candidates[1:]:
-        shared = min(shared, next(i for i, (a, b) in enumerate(zip(candidates[0], prompt)) if a != b))
-    total = sum(len(p) for p in candidates)
     after = engine.counters
-    assert after.prompt_tokens - prompt_tokens == total
-    # The instruction the candidates share is read once, not K times.
-    assert after.evaluated_tokens - evaluated == total - (len(candidates) - 1) * shared
+    assert after.prompt_tokens - prompt_tokens == sum(len(p) for p in candidates)
+    # What the candidates share (the instruction; the first and last also share their question) is read once.
+    assert after.evaluated_tokens - evaluated == distinct_prefixes(candidates) < sum(len(p) for p in candidates)
     # One decode step serves every running candidate.
     assert after.decode_steps - steps == max(len(g.token_ids) for g in batched) - 1
 
@@ -130,9 +132,9 @@ def test_beams_keep_their_own_cached_paths(engine, vocab, candidates):
     paths = [candidates[i] + firsts[i].token_ids[:-1] + suffix for i in (3, 0)]
     evaluated = engine.counters.evaluated_tokens
     second = [engine.generate([path, path + suffix], **kwargs) for path in paths]
-    # Each call reads the suffix once for both prompts (shared), then the second prompt's extra suffix, and
-    # the last token of each prompt for its logits: nothing of the cached paths again.
-    assert engine.counters.evaluated_tokens - evaluated == 2 * (2 * len(suffix) + 1)
+    # Each call reads the suffix once for both prompts (shared), then the second prompt's extra suffix: nothing
+    # of the cached paths again.
+    assert engine.counters.evaluated_tokens - evaluated == 2 * (2 * len(suffix))
     for path, got in zip(paths, second):
         assert_same(alone(engine, [path, path + suffix], **kwargs), got)
 
@@ -197,3 +199,91 @@ def test_a_batch_larger_than_the_cache_runs_in_groups_with_the_same_results(tiny
         assert_same(expected, batched)
     finally:
         small.close()
+
+
+class ForcedSegments:
+    """The engine with every generation that reaches `segment_tokens` ended by `[Retrieval]` (its last token
+    replaced, as a real stop token is never evaluated), so a long-form turn has several segments; plain=True
+    runs each prompt alone on an empty cache. Records, per generate call, the prompt tokens evaluated and the
+    tokens new to the turn (not in any earlier prompt or generation)."""
+
+    def __init__(self, engine, segment_tokens: int, *, plain: bool) -> None:
+        self.engine = engine
+        self.segment_tokens = segment_tokens
+        self.plain = plain
+        self.vocab = ReflectionVocab.from_engine(engine)
+        self.seen: dict = {}
+        self.calls: list[tuple[int, int]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def _new(self, ids) -> int:
+        node, new = self.seen, 0
+        for token in ids:
+            if token not in node:
+                node[token] = {}
+                new += 1
+            node = node[token]
+        return new
+
+    def next_token_logprobs(self, prompts, token_ids):
+        for prompt in prompts:
+            self._new(prompt)
+        if self.plain:
+            return [self._alone(lambda: self.engine.next_token_logprobs([p], token_ids)) for p in prompts]
+        return self.engine.next_token_logprobs(prompts, token_ids)
+
+    def generate(self, prompts, *, max_new_tokens, **kwargs):
+        from dataclasses import replace
+
+        new = sum(self._new(p) for p in prompts)
+        evaluated = self.engine.counters.evaluated_tokens
+        cap = min(max_new_tokens, self.segment_tokens)
+        if self.plain:
+            generations = [self._alone(lambda: self.engine.generate([p], max_new_tokens=cap, **kwargs)) for p in prompts]
+        else:
+            generations = self.engine.generate(prompts, max_new_tokens=cap, **kwargs)
+        self.calls.append((new, self.engine.counters.evaluated_tokens - evaluated))
+        forced = []
+        for prompt, generation in zip(prompts, generations):
+            self._new(list(prompt) + generation.token_ids[:-1])
+            if generation.finish_reason == "length" and len(generation.token_ids) == self.segment_tokens:
+                ids = [*generation.token_ids[:-1], self.vocab.retrieval]
+                generation = replace(generation, token_ids=ids, text=self.engine.decode(ids), finish_reason="stop")
+            forced.append(generation)
+        return forced
+
+    def _alone(self, call):
+        self.engine.clear_cache()
+        (result,) = call()
+        return result
+
+
+def test_long_form_turn_reads_only_new_tokens_and_answers_as_the_plain_path(engine, vocab):
+    from selfrag_tui.selfrag.decoder import SelfRagDecoder
+    from selfrag_tui.selfrag.settings import DecodingSettings
+    from selfrag_tui.selfrag.types import Passage
+
+    cases = sample_cases()
+    passages = [Passage(id=f"p{i}", title=title, text=text, source="sample") for i, (_, title, text) in enumerate(cases)]
+    settings = DecodingSettings(form="long", mode="always", k=3, max_segments=3, beam_width=2, max_new_tokens=6)
+
+    def turn(plain: bool):
+        engine.clear_cache()
+        forced = ForcedSegments(engine, 6, plain=plain)
+        answer = SelfRagDecoder(forced, lambda query, k: passages[:k], settings).answer(cases[0][0])
+        return answer, forced.calls
+
+    plain, _ = turn(plain=True)
+    cached, calls = turn(plain=False)
+    assert len(cached.segments) == 3 and len(calls) == 5  # 1 + beam 2 x 2 later segments, K=3 prompts each
+    assert [s.text for s in cached.segments] == [s.text for s in plain.segments]
+    assert cached.score == pytest.approx(plain.score, abs=LOGPROB_TOLERANCE)
+    for got, want in zip(cached.segments, plain.segments):
+        assert [c.final_score for c in got.candidates] == pytest.approx(
+            [c.final_score for c in want.candidates], abs=LOGPROB_TOLERANCE
+        )
+    # A later segment reads its marker and passages, not the question and the path's earlier segments again.
+    for new, evaluated in calls[1:]:
+        assert evaluated <= 1.2 * new, calls

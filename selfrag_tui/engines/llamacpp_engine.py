@@ -9,16 +9,17 @@ Why it is written this way:
   added id and not the pieces `[`, `Ret`, ... A GGUF whose vocabulary lacks any Self-RAG token is refused at load
   time: scoring with it would silently compare garbage.
 - The K candidates of one step run as parallel sequences of one llama.cpp batch. On a CPU a decode step is bound
-  by reading the weights, so K tokens in one step cost little more than one: K = 5 candidates take about the time
-  of two (benchmarks/bench_cpu_7b.py). The prompt prefix the candidates share (instruction, earlier segments) is
-  evaluated once and its key/value cells are shared by every sequence (one unified cache; llama.cpp's
-  `llama_memory_seq_cp` tags the cells with the other sequences' ids without copying them).
+  by reading the weights, so K tokens in one step cost little more than one (benchmarks/bench_cpu_7b.py). All
+  sequences live in one unified key/value cache. Prompt tokens that several candidates share at the same place
+  (the instruction, earlier segments, a passage title) are evaluated once, as one batch entry carrying every
+  sequence id, so their cells serve them all.
 - The cache is kept between calls: every sequence slot remembers the tokens its cells hold, and a new prompt
-  continues from the slot holding its longest prefix. A long-form segment therefore evaluates only its new tokens
-  (its marker and passage), not the question and earlier segments again; a segment that goes on after
-  `max_new_tokens` evaluates one token. Slots that are not needed are evicted, least recently used first, when
-  the cache is full; a batch that does not fit even then runs in smaller groups. Results do not depend on the
-  grouping: every sequence sees only its own tokens.
+  continues from the slot holding its longest prefix (`llama_memory_seq_cp` lends the cells to another sequence
+  without copying them). A long-form segment therefore evaluates only its new tokens (its marker and passage), not
+  the question and earlier segments again; a segment that goes on after `max_new_tokens` evaluates one token.
+  Slots that are not needed are evicted, least recently used first, when the cache is full; a batch that does not
+  fit even then runs in smaller groups. Results do not depend on the grouping: every sequence sees only its own
+  tokens, and the logprobs agree with one prompt at a time to ~1e-5 (f32 cache).
 - A set cancel event stops generation between tokens (and between prompt chunks).
 
 Quantised files (q4_k_m, q8_0, ...) run faster and smaller, but 4-bit quantisation shifts logits enough to flip
@@ -173,27 +174,13 @@ class _Runtime:
                 best, best_len = slot, n
         return best, best_len
 
-    def place(self, prompts: list[list[int]]) -> tuple[list[int], list[int], list[int], int]:
-        """Give each prompt a slot holding as much of it as the cache has.
+    def place(self, prompts: list[list[int]]) -> tuple[list[int], list[int]]:
+        """Give each prompt a slot holding as much of it as the cache has; return (slots, cached lengths).
 
-        Returns (slots, cached lengths, members of the shared-prefix group, shared-prefix length): the group's
-        prompts get the shared prefix (up to that length) evaluated once for all of them. Every prompt keeps at
-        least its last token to evaluate, which yields the logits of its next token.
+        Every prompt keeps at least its last token to evaluate, which yields the logits of its next token.
         """
         self.clock += 1
-        n = len(prompts)
-        limits = [len(p) - 1 for p in prompts]
-        matches = [self.best_match(p, limit) for p, limit in zip(prompts, limits)]
-        shared = 0
-        if n > 1:
-            shared = min(min(limits), min(common_prefix_length(prompts[0], p) for p in prompts[1:]))
-        members = [i for i in range(n) if matches[i][1] < shared]
-        if len(members) < 2:
-            members, shared = [], 0
-        else:
-            source = self.best_match(prompts[members[0]][:shared], shared)
-            for i in members:
-                matches[i] = source
+        matches = [self.best_match(p, len(p) - 1) for p in prompts]
         # A source slot becomes the target of the prompt that keeps most of it; the others get fresh slots.
         claims: dict[int, int] = {}
         for i, (slot, length) in enumerate(matches):
@@ -220,7 +207,7 @@ class _Runtime:
                 self._drop(slot, length)
         for target in targets:
             self.last_used[target] = self.clock
-        return targets, [length for _, length in matches], members, shared
+        return targets, [length for _, length in matches]
 
     # -- evaluation ------------------------------------------------------------------------------------------------
     def decode(self, items: list[tuple[int, int, Sequence[int], bool]], protected: set[int]) -> list[Any]:
@@ -547,29 +534,13 @@ class LlamaCppEngine:
         runtime = self._runtime
         assert runtime is not None
         counters = runtime.counters
-        slots, cached, members, shared = runtime.place(prompts)
+        slots, cached = runtime.place(prompts)
         runs = [
             _Running(prompt, slot, min(max_new_tokens, self.max_context - len(prompt)), have=cached[i])
             for i, (prompt, slot) in enumerate(zip(prompts, slots))
         ]
         protected = set(slots)
-        # Read the prompts: the shared prefix once for the whole group, then each prompt's own tokens; only the
-        # last token of each prompt asks for logits.
-        items: list[tuple[int, int, Sequence[int], bool]] = []
-        owners: list[_Running | None] = []
-        if members:
-            group_slots = [slots[i] for i in members]
-            start = runs[members[0]].have
-            for pos in range(start, shared):
-                items.append((prompts[members[0]][pos], pos, group_slots, False))
-                owners.append(None)
-            for i in members:
-                runs[i].have = shared
-        for run in runs:
-            for pos in range(run.have, len(run.prompt)):
-                last = pos == len(run.prompt) - 1
-                items.append((run.prompt[pos], pos, (run.slot,), last))
-                owners.append(run if last else None)
+        items, owners = _prompt_items(runs)
         counters.prompt_tokens += sum(len(p) for p in prompts)
         counters.evaluated_tokens += len(items)
         started = time.perf_counter()
@@ -578,9 +549,11 @@ class LlamaCppEngine:
                 raise GenerationCancelled()
             chunk = items[begin : begin + runtime.n_batch]
             rows = iter(runtime.decode(chunk, protected))
-            for owner in owners[begin : begin + runtime.n_batch]:
-                if owner is not None:
-                    owner.logits = next(rows)
+            for waiting in owners[begin : begin + runtime.n_batch]:
+                if waiting:
+                    row = next(rows)
+                    for run in waiting:
+                        run.logits = row
         counters.prefill_s += time.perf_counter() - started
         if max_new_tokens <= 0:
             return runs
@@ -628,6 +601,39 @@ class LlamaCppEngine:
         llama, self._llama = self._llama, None
         if llama is not None:
             llama.close()
+
+
+def _prompt_items(runs: list[_Running]) -> tuple[list[tuple[int, int, list[int], bool]], list[list[_Running]]]:
+    """The prompt tokens to evaluate, each once for every sequence whose prompt has the same tokens up to it.
+
+    Prompts are walked through one token trie: a token that several prompts need at the same place (the
+    instruction and earlier segments the K candidates share, a passage title two of them share) becomes one
+    batch entry carrying all their sequence ids. Entries are ordered by position, so each sequence's tokens stay
+    in order however the batch is cut. Returns the entries (token, position, slots, wants logits) and, for each,
+    the prompts whose last token it is (they take its logits row).
+    """
+    trie: dict = {}
+    entries: dict[int, int] = {}
+    items: list[tuple[int, int, list[int], bool]] = []
+    owners: list[list[_Running]] = []
+    for run in runs:
+        node = trie
+        last = len(run.prompt) - 1
+        for pos, token in enumerate(run.prompt):
+            node = node.setdefault(token, {})
+            if pos < run.have:
+                continue
+            index = entries.get(id(node))
+            if index is None:
+                index = entries[id(node)] = len(items)
+                items.append((token, pos, [], False))
+                owners.append([])
+            items[index][2].append(run.slot)
+            if pos == last:
+                items[index] = (*items[index][:3], True)
+                owners[index].append(run)
+    order = sorted(range(len(items)), key=lambda i: items[i][1])
+    return [items[i] for i in order], [owners[i] for i in order]
 
 
 class _Vocabulary:
