@@ -16,7 +16,7 @@ from ingest.loaders import HEADING_SEPARATOR, LOADER_VERSION, LoadedDocument
 
 # Bump when chunk boundaries change for the same text and settings: stores re-chunk such documents on the next
 # ingest instead of keeping passages cut the old way.
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 
 
 def chunking_recipe(chunk_words: int, overlap_words: int) -> str:
@@ -38,7 +38,8 @@ class Chunk:
 
     @property
     def words(self) -> int:
-        return len(self.text.split())
+        """Words, counting each Chinese/Japanese/Korean character as one (those scripts put no spaces)."""
+        return count_words(self.text)
 
     def embedding_text(self) -> str:
         """What gets embedded: the prompt form, so a passage is found by its section's words too."""
@@ -52,8 +53,16 @@ class _Sentence:
     page: int | None
 
 
-# A sentence ends at . ! ? (optionally followed by quotes/brackets) before whitespace, or at a blank line.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n")
+# A sentence ends at . ! ? (optionally followed by quotes/brackets) before whitespace, at a blank line, or after
+# the CJK full stop, exclamation and question marks (。！？), which no space follows.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n|(?:(?<=[。！？])|(?<=[。！？][」』）]))(?![」』）])\s*(?=\S)")
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_TOKEN = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
+
+
+def count_words(text: str) -> int:
+    """Words for sizing passages: whitespace-separated runs, and each CJK character on its own."""
+    return len(_TOKEN.findall(text))
 _LIST_ITEM = re.compile(r"\n(?=\s*(?:[-*+]|\d+[.)])\s)")
 
 
@@ -99,7 +108,7 @@ def chunk_document(doc: LoadedDocument, *, chunk_words: int = 150, overlap_words
             chunks.append(
                 Chunk(
                     title=title,
-                    text=" ".join(s.text for s in window),
+                    text=_join(s.text for s in window),
                     page_start=min(pages) if pages else None,
                     page_end=max(pages) if pages else None,
                     heading=heading,
@@ -109,7 +118,18 @@ def chunk_document(doc: LoadedDocument, *, chunk_words: int = 150, overlap_words
     return chunks
 
 
-_SENTENCE_CLOSED = re.compile(r"[.!?:;][\"')\]]*$")
+_SENTENCE_CLOSED = re.compile(r"[.!?:;。！？][\"')\]」』）]*$")
+_CJK_EDGE = re.compile(f"[{_CJK}\u3000-\u303f\uff00-\uffef]")
+
+
+def _join(texts) -> str:
+    """Sentences joined by a space, except between two CJK sentences, which are written without one."""
+    out = ""
+    for text in texts:
+        if out and not (_CJK_EDGE.match(out[-1]) and _CJK_EDGE.match(text[:1])):
+            out += " "
+        out += text
+    return out
 
 
 def _join_pages(flows: list[tuple[str | None, list[_Sentence]]], min_words: int) -> list[tuple[str | None, list[_Sentence]]]:
@@ -143,12 +163,17 @@ def _join_pages(flows: list[tuple[str | None, list[_Sentence]]], min_words: int)
 
 
 def _split_long(sentence: str, max_words: int, page: int | None) -> list[_Sentence]:
-    """A "sentence" longer than a window (a table, a run-on line without punctuation) is cut into word runs."""
-    words = sentence.split()
-    if len(words) <= max_words:
-        return [_Sentence(sentence, len(words), page)]
+    """A "sentence" longer than a window (a table, a run-on line without punctuation, CJK text without stops) is
+    cut into word runs, keeping the text between them as it was (no spaces put between CJK characters)."""
+    tokens = list(_TOKEN.finditer(sentence))
+    if len(tokens) <= max_words:
+        return [_Sentence(sentence, len(tokens), page)]
     step = max_words * 3 // 4
-    return [_Sentence(" ".join(words[i:i + step]), len(words[i:i + step]), page) for i in range(0, len(words), step)]
+    pieces = []
+    for i in range(0, len(tokens), step):
+        run = tokens[i:i + step]
+        pieces.append(_Sentence(sentence[run[0].start():run[-1].end()], len(run), page))
+    return pieces
 
 
 def _windows(sentences: list[_Sentence], target: int, overlap: int, max_words: int) -> list[list[_Sentence]]:

@@ -34,6 +34,9 @@ META = "meta"
 CHUNKS_PREFIX = "chunks"
 SCHEMA_VERSION = "1"
 RRF_K = 60
+FTS_TOKENIZER = "icu"
+"""Unicode word boundaries (ICU): splits Chinese, Japanese and Korean into words, which the "simple" splitter
+(whitespace and punctuation) leaves as one token per sentence, so a CJK phrase is found by keyword search."""
 LOCK_FILE = ".write.lock"
 LOCK_OWNER_FILE = ".write.owner"
 DEFAULT_LOCK_WAIT_S = 600.0
@@ -283,8 +286,16 @@ class DocumentStore:
         ])
         table = self._db.create_table(name, schema=schema)
         # Full text over title + text: a section heading's words find its passages too.
-        table.create_index("fts_text", config=FTS())
+        table.create_index("fts_text", config=FTS(base_tokenizer=FTS_TOKENIZER))
         return table
+
+    @staticmethod
+    def _fts_tokenizer(table) -> str | None:
+        """The word splitter of the table's full-text index (None without an index)."""
+        for index in table.list_indices():
+            if "fts_text" in index.columns and str(index.index_type).upper() == "FTS":
+                return str((index.index_details or {}).get("base_tokenizer") or "simple")
+        return None
 
     def _chunk_rows(self, doc_id: str, path: str, doc_title: str, generation: str, chunks: Sequence[Chunk],
                     vectors) -> dict[str, list]:
@@ -510,6 +521,13 @@ class DocumentStore:
                     if on_phase:
                         on_phase("indexing")
                     self.build_vector_index()
+                if self._fts_tokenizer(table) not in (None, FTS_TOKENIZER):
+                    # A store from before CJK word splitting: rebuild its text index once (no re-embedding).
+                    if on_phase:
+                        on_phase("indexing")
+                    from lancedb.index import FTS
+
+                    table.create_index("fts_text", config=FTS(base_tokenizer=FTS_TOKENIZER), replace=True)
                 if on_phase:
                     on_phase("optimizing")
                 table.optimize(cleanup_older_than=timedelta(minutes=1))

@@ -238,3 +238,43 @@ def test_discovery_reports_what_it_leaves_out(tmp_path: Path) -> None:
     # A narrower include: other files are listed as not matching it.
     narrowed = discover([tmp_path], include=["*.PDF"], exclude=[".*"])
     assert narrowed.files == [] and narrowed.skipped[str(tmp_path / "keep.md")] == "matches no ingest.include pattern"
+
+
+# --- CJK ---------------------------------------------------------------------------------------------------------
+
+
+def test_cjk_text_is_cut_at_its_sentences_and_found_by_keyword(tmp_path: Path, store: DocumentStore) -> None:
+    from ingest.chunking import chunk_document, split_sentences
+
+    assert split_sentences("東京大学は日本の大学です。研究が盛んです！「本当？」はい。") == [
+        "東京大学は日本の大学です。", "研究が盛んです！", "「本当？」", "はい。"]
+    long = "北京是中国的首都。" * 60  # 540 characters, no spaces: sized by characters, cut at its full stops
+    doc = load_file(_write(tmp_path / "beijing.txt", long))
+    chunks = chunk_document(doc, chunk_words=100, overlap_words=20)
+    assert len(chunks) >= 4 and all(c.text.endswith("。") and " " not in c.text for c in chunks)
+
+    _write(tmp_path / "tokyo.md", "# 大学\n\n東京大学は日本の大学です。研究が盛んです。\n")
+    _write(tmp_path / "kyoto.md", "# 寺\n\n京都の寺はとても古い。\n")
+    _write(tmp_path / "fox.md", "# Fox\n\nThe quick brown fox jumps.\n")
+    ingest_paths(store, [tmp_path / "tokyo.md", tmp_path / "kyoto.md", tmp_path / "fox.md"])
+    for query, expected in (("東京大学", "tokyo.md"), ("日本の大学", "tokyo.md"), ("寺", "kyoto.md"),
+                            ("quick fox", "fox.md")):
+        assert [Path(h.path).name for h in store.search(query, k=1, mode="fts")] == [expected], query
+
+
+def test_an_older_text_index_is_rebuilt_for_cjk(tmp_path: Path, store: DocumentStore) -> None:
+    from lancedb.index import FTS
+
+    _write(tmp_path / "tokyo.md", "# 大学\n\n東京大学は日本の大学です。\n")
+    ingest_paths(store, [tmp_path / "tokyo.md"])
+    table = store._chunks()
+    table.create_index("fts_text", config=FTS(), replace=True)  # as stores made before ICU word splitting
+    assert store.search("東京大学", k=1, mode="fts") == []
+    phases: list[str] = []
+    store.optimize(on_phase=phases.append)
+    assert "indexing" in phases and store.search("東京大学", k=1, mode="fts")[0].path.endswith("tokyo.md")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
