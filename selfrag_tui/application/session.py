@@ -480,6 +480,40 @@ class Session:
             path = locations.config_file()
         return Applied(new_settings, path, model_changed)
 
+    # -- model setup ------------------------------------------------------------------------------------------
+
+    def model_choices(self):
+        """The downloadable variants with what each needs at the configured context and whether it fits this
+        machine now, and the one recommended here: `(statuses, recommendation)`."""
+        from selfrag_tui.application import models
+
+        machine = models.measure_machine()
+        return models.list_variants(self.settings, machine), models.recommend(self.settings, machine)
+
+    def use_model(self, target: str | Path, *, served_name: str | None = None) -> Applied:
+        """Verify a model folder, a .gguf file, a downloaded variant or a server URL, then point the settings at
+        it (saved key by key). Raises models.ModelSetupError saying what is wrong. Load it with `load_engine`."""
+        from selfrag_tui.application import models
+
+        result = models.use(target, served_name=served_name, retype_tokens=True, save=False)
+        return self.update_settings(result.updates, source="model setup")
+
+    def download_model(
+        self,
+        name: str,
+        *,
+        on_progress: "Callable[[Any], None] | None" = None,
+        cancel: threading.Event | None = None,
+    ) -> Applied:
+        """Download a variant (the user asked for it: the only network access), verify it and use it.
+
+        Raises models.HubUnreachable (naming what to copy by hand and where), models.DownloadCancelled (what
+        arrived is kept; the next download resumes) or models.ModelSetupError."""
+        from selfrag_tui.application import models
+
+        result = models.download(name, on_progress=on_progress, cancel=cancel, use_it=False)
+        return self.use_model(result.path)
+
     # -- history and export -----------------------------------------------------------------------------------
 
     @property

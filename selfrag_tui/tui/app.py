@@ -26,7 +26,7 @@ from selfrag_tui.tui.screens.chat import ChatScreen
 from selfrag_tui.tui.screens.help import HelpScreen
 from selfrag_tui.tui.screens.history import HistoryScreen
 from selfrag_tui.tui.screens.library import LibraryScreen
-from selfrag_tui.tui.screens.model_error import ModelErrorScreen
+from selfrag_tui.tui.screens.model_setup import ModelSetupScreen
 from selfrag_tui.tui.screens.settings import SettingsScreen
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ class SelfRagApp(App[int]):
         elif isinstance(event, ev.IngestStatus):
             self.ingest_status = (event.status.state, event.status.words)
         elif isinstance(event, ev.GeneratorFailed):
-            self.push_screen(ModelErrorScreen(event.error, model=event.model, fixable=event.fixable))
+            self.push_screen(ModelSetupScreen(self.session, event.error, fixable=event.fixable))
         elif isinstance(event, ev.StoreFailed):
             self.store_status = ("failed", "unavailable (see message)")
             self.notify(event.error, title=event.title, severity="error", timeout=15, markup=False)

@@ -111,7 +111,7 @@ def scripted_app(world, history):
     """The app over a Session with the scripted engine and retriever, an empty store in the test's data folder,
     and the test's own settings file and history."""
 
-    def build(*, engine: str | None = "scripted", **settings_overrides):
+    def build(*, engine: str | None = "scripted", load_generator: bool = False, **settings_overrides):
         from selfrag_tui.application.session import Session
         from selfrag_tui.application.settings import resolve
         from selfrag_tui.tui.app import SelfRagApp
@@ -121,6 +121,6 @@ def scripted_app(world, history):
             settings = settings.with_updates(settings_overrides, source="the test")
         session = Session(settings, engine=world.engine if engine == "scripted" else None, history=history,
                           retriever=world.retrieve)
-        return SelfRagApp(session, load_generator=False)
+        return SelfRagApp(session, load_generator=load_generator)
 
     return build

@@ -10,7 +10,7 @@ from tui_helpers import ask, chat, ready, screen_text, wait_for
 
 from selfrag_tui.application import locations
 from selfrag_tui.tui.screens.candidates import CandidatesScreen
-from selfrag_tui.tui.screens.model_error import ModelErrorScreen
+from selfrag_tui.tui.screens.model_setup import ModelSetupScreen
 from selfrag_tui.tui.screens.passage import PassageScreen
 from selfrag_tui.tui.widgets.segment_view import SegmentView
 from selfrag_tui.tui.widgets.turn_view import TurnView
@@ -142,22 +142,35 @@ async def test_document_markup_and_escape_sequences_render_literally(make_app, e
         assert "\x1b" not in shown and "\x07" not in shown
 
 
-async def test_unavailable_model_says_why_and_offers_the_demo_model_in_one_key(make_app, tmp_path):
+async def test_unavailable_model_offers_the_demo_model_in_one_key(make_app, tmp_path):
     missing = tmp_path / "no-such-model"
     app = make_app(engine=None, model={"engine": "transformers", "model": str(missing)})
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelErrorScreen) and "could not" in screen_text(app),
-                       what="the model error")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelSetupScreen), what="the model setup dialog")
         shown = " ".join(screen_text(app).split())
-        assert "The generator could not be loaded" in shown
-        assert str(missing) in shown
-        assert "D use the bundled demo model now" in shown
+        assert "No usable model yet" in shown and str(missing) in shown
 
         await pilot.press("d")
         await wait_for(pilot, lambda: app.generator_status[0] == "ready", what="the demo model")
         assert app.generator_status[1] == "tiny demo model"
         await ask(pilot, ODD_ONE_OUT)
         assert chat(app).answers
+
+
+async def test_a_model_folder_typed_in_the_setup_dialog_is_verified_saved_and_loaded(make_app, tmp_path):
+    missing = tmp_path / "no-such-model"
+    app = make_app(engine=None, model={"engine": "transformers", "model": str(missing)})
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelSetupScreen), what="the model setup dialog")
+        await pilot.press("p")
+        await pilot.press(*str(locations.demo_model_path()), "enter")
+        await wait_for(pilot, lambda: app.generator_status[0] == "ready", timeout=120, what="the model to load")
+        assert not isinstance(app.screen, ModelSetupScreen)
+        assert app.session.settings.model.model == str(locations.demo_model_path())
+        saved = locations.config_file().read_text(encoding="utf-8")
+        assert f'model = "{locations.demo_model_path()}"' in saved
+        await ask(pilot, LLAMAS)
+        assert chat(app).answers[-1].decision.retrieve
 
 
 async def test_library_works_while_the_generator_loads(make_app):

@@ -283,3 +283,37 @@ async def test_an_answer_cut_by_the_token_limit_says_so(scripted_app):
         assert answer.cut
         words = " ".join(turn_text(app).split())
         assert "✂ Cut off:" in words and answer.cut_reason in words
+
+
+async def test_a_model_that_is_not_there_opens_the_setup_dialog_with_every_way_forward(scripted_app, tmp_path):
+    from selfrag_tui.tui.screens.model_setup import ModelSetupScreen
+
+    missing = tmp_path / "selfrag-7b"
+    app = scripted_app(engine=None, load_generator=True, model={"engine": "transformers", "model": str(missing)})
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelSetupScreen), timeout=120, what="the setup dialog")
+        await wait_for(pilot, lambda: "Recommended here:" in screen_text(app), what="the variants")
+        shown = " ".join(screen_text(app).split())
+        assert f"model folder {missing} does not exist" in shown
+        for name in ("hf", "gguf-q8_0", "gguf-q5_k_m", "gguf-q4_k_m"):
+            assert name in shown
+        assert "★ recommended" in shown and ("· fits" in shown or "does not fit" in shown)
+        assert "D demo model now" in shown and "S a server URL" in shown and "P a folder or .gguf" in shown
+
+        # A server that is not there: the dialog says so and stays, nothing changes.
+        await pilot.press("s")
+        await pilot.press(*"http://127.0.0.1:9/v1", "enter")
+        await wait_for(pilot, lambda: "127.0.0.1:9" in str(app.screen.query_one("#setup-outcome").render()),
+                       timeout=60, what="the server check")
+        assert isinstance(app.screen, ModelSetupScreen)
+        assert app.session.settings.model.model == str(missing)
+
+        # A folder that is not a model: said in words.
+        await pilot.press("p")
+        await pilot.press(*str(tmp_path), "enter")
+        await wait_for(pilot, lambda: str(tmp_path) in str(app.screen.query_one("#setup-outcome").render()),
+                       timeout=60, what="the folder check")
+        assert locations.config_file().read_text(encoding="utf-8") == "", "nothing was saved"
+
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ModelSetupScreen)
