@@ -151,9 +151,8 @@ class _Runtime:
 
     def _drop(self, slot: int, start: int = 0) -> None:
         """Forget positions >= start of a slot."""
-        if len(self.slots[slot]) > start:
-            self._lib.llama_memory_seq_rm(self.memory, slot, start, -1)
-            del self.slots[slot][start:]
+        self._lib.llama_memory_seq_rm(self.memory, slot, start, -1)
+        del self.slots[slot][start:]
 
     def _evict(self, protected: set[int]) -> bool:
         """Free the cells of the least recently used slot outside `protected`; False when none holds any."""
@@ -233,6 +232,8 @@ class _Runtime:
                 continue
             if code == 1:
                 raise _NoRoom()
+            for slot in protected:  # a failed batch may leave part of itself in the cache
+                self._drop(slot)
             raise EngineError(f"llama.cpp failed to evaluate a batch of {len(items)} tokens (llama_decode {code}).")
         rows = []
         for j, (token, _pos, slots, wants) in enumerate(items):
