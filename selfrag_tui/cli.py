@@ -129,7 +129,15 @@ def main(argv: list[str] | None = None) -> int:
 
     stay_offline()  # every model, tokenizer and embedder load reads local files; only `model download` lifts it
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `ingest a.pdf --password pw b.md`: paths after an option are still paths (argparse stops a positional list
+    # at the first option). Anything else left over is an error, as parse_args would say.
+    positional = getattr(importlib.import_module(f"selfrag_tui.commands.{args.command}"), "REPEATED_POSITIONAL",
+                         None) if args.command else None
+    if extra and positional and not any(item.startswith("-") for item in extra):
+        getattr(args, positional).extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not hasattr(args, "demo"):
         args.demo = False
 

@@ -4,6 +4,8 @@ from and the allowed range."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from selfrag_tui.application import locations
@@ -186,3 +188,25 @@ def test_a_session_saves_only_what_changed_and_a_demo_never_saves_the_demo_model
     with pytest.raises(SettingsError):
         session.update_settings({"decoding": {"k": 0}})
     assert session.settings.decoding.k == 3, "a refused change applies nothing"
+
+
+def test_paths_after_an_option_are_still_paths(config):
+    from selfrag_tui.cli import build_parser
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(["ingest", "a.pdf", "--password", "pw", "b.md"])
+    assert extra == ["b.md"]  # what argparse alone leaves over; main() puts it back with the paths
+
+
+def test_ingest_takes_paths_on_both_sides_of_an_option(config, tmp_path, capsys):
+    missing_a, missing_b = tmp_path / "a.pdf", tmp_path / "b.md"
+    code = main(["ingest", str(missing_a), "--password", "pw", str(missing_b), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert report["failed"] == {str(missing_a): "no such file or folder", str(missing_b): "no such file or folder"}
+
+
+def test_an_unknown_option_is_still_an_error(config, capsys):
+    with pytest.raises(SystemExit):
+        main(["docs", "--frobnicate"])
+    assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err

@@ -27,6 +27,10 @@ def _eta(seconds: float | None) -> str:
         f"ETA {seconds // 60:d}:{seconds % 60:02d}"
 
 
+REPEATED_POSITIONAL = "paths"
+"""Given before and after options alike (`ingest a.pdf --password pw b.md`)."""
+
+
 def add_arguments(p: "argparse.ArgumentParser") -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (searched recursively)")
     p.add_argument("--sync", action="store_true", help="also remove documents whose files are gone")

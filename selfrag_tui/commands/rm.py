@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from selfrag_tui.application.session import Session
 
 
+REPEATED_POSITIONAL = "docs"
+"""Given before and after options alike (`ingest a.pdf --password pw b.md`)."""
+
+
 def add_arguments(p: "argparse.ArgumentParser") -> None:
     p.add_argument("docs", nargs="+", metavar="DOC", help="document path or id")
 
