@@ -198,6 +198,7 @@ def test_paths_after_an_option_are_still_paths(config):
     assert extra == ["b.md"]  # what argparse alone leaves over; main() puts it back with the paths
 
 
+@pytest.mark.slow  # ingest loads the embedding model
 def test_ingest_takes_paths_on_both_sides_of_an_option(config, tmp_path, capsys):
     missing_a, missing_b = tmp_path / "a.pdf", tmp_path / "b.md"
     code = main(["ingest", str(missing_a), "--password", "pw", str(missing_b), "--json"])
