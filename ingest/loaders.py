@@ -260,17 +260,22 @@ def _utf16_without_bom(data: bytes) -> str | None:
     return encoding
 
 
-_LOGSEQ_PROPERTY = re.compile(r"^\s*(?:-\s+)?([A-Za-z][\w-]*)::\s*(.*?)\s*$")
+# `key:: value` (a space after the colons, so C++'s `std::vector` is prose, not a property).
+_LOGSEQ_PROPERTY = re.compile(r"^\s*(?:-\s+)?([A-Za-z][\w-]*)::(?:[ \t]+(.*?))?[ \t]*$")
 
 
 def _property_lines(text: str) -> tuple[dict[str, str], str]:
-    """Logseq/Org-roam style `key:: value` lines are note metadata, not prose: lifted out into a dict."""
+    """Logseq/Org-roam style `key:: value` lines are note metadata, not prose: lifted out into a dict. Lines
+    inside fenced code blocks stay."""
     metadata: dict[str, str] = {}
     kept: list[str] = []
+    in_fence = False
     for line in text.splitlines():
-        match = _LOGSEQ_PROPERTY.match(line)
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        match = None if in_fence else _LOGSEQ_PROPERTY.match(line)
         if match:
-            metadata.setdefault(match.group(1).lower(), match.group(2))
+            metadata.setdefault(match.group(1).lower(), match.group(2) or "")
             continue
         kept.append(line)
     return metadata, "\n".join(kept) if metadata else text
@@ -607,14 +612,19 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*\n", re.DOT
 
 
 def _load_markdown(path: Path, text: str, warnings: list[str]) -> LoadedDocument:
-    title_from_meta = None
+    metadata: dict[str, str] = {}
     match = _FRONT_MATTER.match(text)
     if match:
+        # YAML front matter: flat `key: value` pairs are kept as metadata; nested YAML is kept as its lines.
         for line in match.group(1).splitlines():
-            key, _, value = line.partition(":")
-            if key.strip().lower() == "title" and value.strip():
-                title_from_meta = value.strip().strip("\"'")
+            key, colon, value = line.partition(":")
+            if colon and key.strip() and not key.startswith((" ", "\t", "-")):
+                metadata.setdefault(key.strip().lower(), value.strip().strip("\"'"))
         text = text[match.end():]
+    properties, text = _property_lines(text)
+    for key, value in properties.items():
+        metadata.setdefault(key, value)
+    title_from_meta = metadata.get("title") or None
 
     blocks = _markdown_blocks(text)  # [(level, heading or None, body)]
     level_one = [b for b in blocks if b[0] == 1]
@@ -639,7 +649,8 @@ def _load_markdown(path: Path, text: str, warnings: list[str]) -> LoadedDocument
             sections.append(Section(body.strip(), heading=path_text))
     if not sections:
         raise EmptyDocument(str(path), "no text besides headings: nothing to index")
-    return LoadedDocument(path=str(path), title=title, sections=sections, kind="markdown", warnings=warnings)
+    return LoadedDocument(path=str(path), title=title, sections=sections, kind="markdown", warnings=warnings,
+                          metadata=metadata)
 
 
 def _markdown_blocks(text: str) -> list[tuple[int, str | None, str]]:

@@ -387,6 +387,7 @@ def _prepare(candidate: _Candidate, previous, *, password: str | None, chunk_wor
         write.chunking = failure_recipe(write.chunking) if write.content_hash else ""
         return write, None
     write.title, write.pages, write.kind, write.warnings = document.title, document.pages, document.kind, document.warnings
+    write.metadata = dict(document.metadata)
     return write, chunks
 
 

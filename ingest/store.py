@@ -63,6 +63,8 @@ class DocumentWrite:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     chunking: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """Note properties (front matter, `key:: value` lines)."""
     chunks: list[Chunk] | None = None
     vectors: object | None = None
 
@@ -85,6 +87,14 @@ def _command_line() -> str:
 
     args = [Path(sys.argv[0]).name if sys.argv else "python"] + sys.argv[1:4]
     return " ".join(args)[:120]
+
+
+def _json_dict(text: str | None) -> dict[str, str]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def _sql_str(value: str) -> str:
@@ -157,6 +167,8 @@ class DocumentStore:
             if "chunking" not in table.schema.names:
                 # A store from before chunking recipes were recorded: an empty recipe re-chunks each file once.
                 table.add_columns({"chunking": "''"})
+            if "metadata" not in table.schema.names:
+                table.add_columns({"metadata": "CAST(NULL AS STRING)"})
             return table
         schema = pa.schema([
             pa.field("doc_id", pa.string(), nullable=False),
@@ -175,6 +187,7 @@ class DocumentStore:
             pa.field("ingested_at", pa.float64()),
             pa.field("generation", pa.string()),
             pa.field("chunking", pa.string()),
+            pa.field("metadata", pa.string()),
         ])
         try:
             return self._db.create_table(DOCUMENTS, schema=schema)
@@ -453,6 +466,9 @@ class DocumentStore:
                     "embedder": self.embedder_name if write.chunks is not None else (
                         previous.embedder if previous else ""),
                     "ingested_at": now, "generation": generation, "chunking": chunking,
+                    "metadata": json.dumps(write.metadata, ensure_ascii=False) if write.metadata else (
+                        json.dumps(dict(previous.metadata), ensure_ascii=False)
+                        if previous is not None and previous.metadata and write.chunks is None else None),
                 })
             if columns is not None and replaced_ids:
                 dim = len(columns["vector"][0]) if columns["vector"] else self.embedder.dimension
@@ -566,6 +582,7 @@ class DocumentStore:
             embedder=row["embedder"] or "", ingested_at=float(row["ingested_at"] or 0.0), kind=row["kind"] or "",
             warnings=tuple(json.loads(row["warnings"])) if row["warnings"] else (),
             chunking=row.get("chunking") or "",
+            metadata=_json_dict(row.get("metadata")),
         )
 
     def documents(self) -> list[DocumentRecord]:

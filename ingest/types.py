@@ -47,6 +47,8 @@ class DocumentRecord:
     """Things the user should know although the file loaded, e.g. a fallback text encoding."""
     chunking: str = ""
     """How its passages were cut (`ingest.chunking.chunking_recipe`); a different recipe re-chunks the file."""
+    metadata: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+    """Note properties (YAML front matter, `key:: value` lines), kept apart from the passages."""
 
     @property
     def partial(self) -> bool:

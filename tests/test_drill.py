@@ -171,9 +171,6 @@ def test_password_before_the_paths(store_env: Path, embedder, capsys) -> None:
     _ingest_two(store_env, capsys, lambda a, b: ["ingest", "--password", "pw", a, b])
 
 
-@pytest.mark.xfail(raises=SystemExit, strict=True,
-                   reason="the command-line parser stops taking paths after an option: subcommand parsers need "
-                          "parse_known_intermixed_args (built in selfrag_tui/cli.py)")
 def test_password_between_the_paths(store_env: Path, embedder, capsys) -> None:
     """`ingest a.pdf --password pw b.md` should work like `ingest --password pw a.pdf b.md`."""
     _ingest_two(store_env, capsys, lambda a, b: ["ingest", a, "--password", "pw", b])

@@ -278,3 +278,18 @@ def test_an_older_text_index_is_rebuilt_for_cjk(tmp_path: Path, store: DocumentS
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_note_properties_are_metadata_not_prose(tmp_path: Path, store: DocumentStore) -> None:
+    note = _write(tmp_path / "garden.md",
+                  "---\ntitle: Garden log\ntags: [beans, squash]\n---\ntype:: journal\n- status:: done\n\n"
+                  "# Spring\n\nSow beans after the frost.\n\n```cpp\nstd::vector<int> rows;\nkey:: kept in code\n```\n")
+    doc = load_file(note)
+    assert doc.title == "Garden log"
+    assert doc.metadata == {"title": "Garden log", "tags": "[beans, squash]", "type": "journal", "status": "done"}
+    body = "\n".join(s.text for s in doc.sections)
+    assert "journal" not in body and "status" not in body
+    assert "std::vector<int> rows;" in body and "key:: kept in code" in body  # code is never metadata
+    ingest_paths(store, [note])
+    assert store.document(str(note)).metadata == doc.metadata
+    assert store.search("journal", k=5, mode="fts") == []  # properties are not passages
