@@ -66,8 +66,26 @@ def count_words(text: str) -> int:
 _LIST_ITEM = re.compile(r"\n(?=\s*(?:[-*+]|\d+[.)])\s)")
 
 
+_CODE_BLOCK = re.compile(r"^ {0,3}(```|~~~)[^\n]*\n.*?(?:^ {0,3}\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences and list items, whitespace-normalised. Good enough for windows; not a linguistic parser."""
+    """Sentences and list items, whitespace-normalised; a fenced code block is one piece that keeps its line
+    breaks and indentation (code flattened onto one line reads wrong and cites wrong). Good enough for windows;
+    not a linguistic parser."""
+    pieces: list[str] = []
+    position = 0
+    for block in _CODE_BLOCK.finditer(text):
+        pieces.extend(_prose_sentences(text[position:block.start()]))
+        code = block.group().strip("\n").rstrip()
+        if code:
+            pieces.append(code)
+        position = block.end()
+    pieces.extend(_prose_sentences(text[position:]))
+    return pieces
+
+
+def _prose_sentences(text: str) -> list[str]:
     pieces: list[str] = []
     for block in _SENTENCE_END.split(text):
         if not block:
@@ -123,12 +141,16 @@ _CJK_EDGE = re.compile(f"[{_CJK}\u3000-\u303f\uff00-\uffef]")
 
 
 def _join(texts) -> str:
-    """Sentences joined by a space, except between two CJK sentences, which are written without one."""
-    out = ""
+    """Sentences joined by a space, except between two CJK sentences (written without one) and around a code
+    block (a line break)."""
+    out, previous = "", ""
     for text in texts:
-        if out and not (_CJK_EDGE.match(out[-1]) and _CJK_EDGE.match(text[:1])):
+        if out and ("\n" in text or "\n" in previous):
+            out += "\n"  # a code block stays on lines of its own
+        elif out and not (_CJK_EDGE.match(out[-1]) and _CJK_EDGE.match(text[:1])):
             out += " "
         out += text
+        previous = text
     return out
 
 
@@ -169,6 +191,19 @@ def _split_long(sentence: str, max_words: int, page: int | None) -> list[_Senten
     if len(tokens) <= max_words:
         return [_Sentence(sentence, len(tokens), page)]
     step = max_words * 3 // 4
+    if "\n" in sentence:  # a code block: cut between lines, never inside one
+        pieces, lines, words = [], [], 0
+        for line in sentence.split("\n"):
+            count = count_words(line)
+            if lines and words + count > step:
+                pieces.append(_Sentence("\n".join(lines), words, page))
+                lines, words = [], 0
+            lines.append(line)
+            words += count
+        if lines:
+            pieces.append(_Sentence("\n".join(lines), words, page))
+        if all(piece.words <= max_words for piece in pieces):
+            return pieces
     pieces = []
     for i in range(0, len(tokens), step):
         run = tokens[i:i + step]

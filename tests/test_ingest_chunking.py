@@ -82,3 +82,20 @@ def test_a_page_footer_is_not_carried_onto_the_next_page() -> None:
     chunks = chunk_document(doc, chunk_words=150, overlap_words=30)
     assert [(c.page_start, c.page_end) for c in chunks] == [(1, 1), (2, 2)]
     assert chunks[1].text.startswith("Tyres.")
+
+
+def test_code_blocks_keep_their_lines() -> None:
+    from ingest.loaders import LoadedDocument, Section
+
+    code = "```python\ndef water(plant):\n    if plant.dry:\n        plant.soak()\n```"
+    text = f"Water the plants daily. Use this helper:\n\n{code}\n\nIt checks first."
+    assert split_sentences(text) == ["Water the plants daily.", "Use this helper:", code, "It checks first."]
+    doc = LoadedDocument(path="x.md", title="Garden", sections=[Section(text, heading="Care")], kind="markdown")
+    (chunk,) = chunk_document(doc)
+    assert chunk.text == f"Water the plants daily. Use this helper:\n{code}\nIt checks first."
+    # A code block longer than a passage is cut between its lines' words, its line breaks kept.
+    long_code = "```\n" + "\n".join(f"step_{i} = run({i})" for i in range(200)) + "\n```"
+    doc = LoadedDocument(path="y.md", title="Script", sections=[Section(long_code)], kind="markdown")
+    chunks = chunk_document(doc, chunk_words=60, overlap_words=10)
+    assert len(chunks) > 3 and all("\n" in c.text for c in chunks)
+    assert all(f"step_{i} = run({i})" in "\n".join(c.text for c in chunks) for i in range(200))
