@@ -178,14 +178,20 @@ class MisbehavingServer:
 
     def __init__(self, status: int, *, delay_s: float = 0.0, body: str = '{"error": {"message": "boom"}}') -> None:
         self.requests = 0
+        self.client_ports: set[int] = set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, so a client can reuse its connection
+
             def log_message(self, *args) -> None:
                 pass
 
             def answer(self) -> None:
                 server.requests += 1
+                server.client_ports.add(self.client_address[1])
+                if self.headers.get("Content-Length"):
+                    self.rfile.read(int(self.headers["Content-Length"]))
                 time.sleep(delay_s)
                 raw = body.encode()
                 try:
@@ -206,6 +212,18 @@ class MisbehavingServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def test_requests_reuse_one_connection():
+    server = MisbehavingServer(200, body='{"object": "list", "data": []}')
+    client = ServerClient(server.base_url, retries=0)
+    try:
+        for _ in range(3):
+            assert client.request("GET", "/models") == {"object": "list", "data": []}
+        assert server.requests == 3 and len(server.client_ports) == 1
+    finally:
+        client.close()
+        server.close()
 
 
 def test_an_overloaded_server_is_retried_with_back_off_then_explained():
