@@ -183,12 +183,18 @@ class VocabularyLimits:
 
 
 def rejected_request_shape(
-    sampling_params_cls: Any, *, score_ids: Sequence[int], vocab_size: int, max_logprobs: int
+    sampling_params_cls: Any,
+    *,
+    score_ids: Sequence[int],
+    vocab_size: int,
+    max_logprobs: int,
+    model_config: Any = None,
 ) -> str | None:
     """Why this vLLM refuses the exact-ids request shape, or None when it takes it.
 
     Builds the `SamplingParams` the engine sends and runs vLLM's own logprob validation on it (the check vLLM makes
-    in `add_request`), against the model's vocabulary size and `max_logprobs`. Used at load and by `doctor`.
+    in `add_request`) against `model_config`: the loaded model's own config at load, or for `doctor`, which loads
+    nothing, the vocabulary size and `max_logprobs` that validation reads.
     """
     if not has_logprob_token_ids(sampling_params_cls):
         return "this vLLM's SamplingParams has no logprob_token_ids field"
@@ -197,7 +203,7 @@ def rejected_request_shape(
         params = sampling_params_cls(temperature=0.0, max_tokens=1, **plan.sampling_kwargs())
         validate = getattr(params, "_validate_logprobs", None)
         if validate is not None:
-            validate(VocabularyLimits(vocab_size=vocab_size, max_logprobs=max_logprobs))
+            validate(model_config or VocabularyLimits(vocab_size=vocab_size, max_logprobs=max_logprobs))
     except Exception as exc:  # noqa: BLE001 - vLLM raises ValueError, TypeError or its own VLLMValidationError
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -247,6 +253,7 @@ class VllmEngine:
             score_ids=self._reflection_ids(),
             vocab_size=self._vocab_size(),
             max_logprobs=max_logprobs,
+            model_config=getattr(getattr(llm, "llm_engine", None), "model_config", None),
         )
         """Why reflection logprobs are top-k instead of exact (None while exact)."""
         self._request_ids = itertools.count()
