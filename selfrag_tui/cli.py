@@ -155,10 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "app"
     module = importlib.import_module(f"selfrag_tui.commands.{command}")
     try:
-        return int(module.run(args, session) or 0)
+        code = int(module.run(args, session) or 0)
+        sys.stdout.flush()  # inside the try: a reader that left is noticed here, not at exit
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `selfrag-chat docs | head`: the reader left; say nothing more
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
