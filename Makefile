@@ -7,13 +7,21 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: run test install demo bench clean
+.PHONY: run test test-fast install demo bench clean
 
-$(STAMP): pyproject.toml
+# `make run` installs only what the app and the demo need (wheels, no compiler): the window is up in the time a
+# pip install takes. The tests and the GGUF route add the llamacpp extra, which compiles llama.cpp (minutes, once
+# per fresh venv); its source archive is kept for the GGUF conversion tests.
+APP_STAMP := $(VENV)/.installed-app
+
+$(APP_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch named in the same command so the resolver takes the CPU build. The llamacpp extra compiles
-	# llama.cpp from source (minutes, once per fresh venv); its source archive is kept for the GGUF tests.
+	# torch named in the same command so the resolver takes the CPU build.
+	$(PY) -m pip install -q "torch==2.13.0" -e .
+	touch $(APP_STAMP)
+
+$(STAMP): $(APP_STAMP)
 	$(PY) -m pip install -q "torch==2.13.0" -e ".[test,llamacpp]"
 	$(PY) -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==0.3.36" -d $(VENV)/sdist
 	touch $(STAMP)
@@ -39,12 +47,16 @@ $(VLLM_STAMP): $(STAMP)
 
 install: $(STAMP) $(VLLM_STAMP)
 
-run: $(STAMP)
+run: $(APP_STAMP)
 	$(VENV)/bin/selfrag-chat --demo
 
 test: $(STAMP) $(VLLM_STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 	OMP_NUM_THREADS=1 $(VLLM_PY) -m pytest -q tests/test_engine_vllm_*.py
+
+# The fast tier: no model is loaded (settings, decoder logic, every app screen over a scripted engine).
+test-fast: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
