@@ -145,3 +145,16 @@ def test_the_convert_command_writes_verifies_and_uses_the_file(tmp_path, monkeyp
     printed = capsys.readouterr().out
     assert f"wrote {out}" in printed and "is a usable Self-RAG model" in printed
     assert tomllib.loads(config.read_text())["model"] == {"engine": "llamacpp", "model": str(out)}
+
+
+def test_the_convert_command_reports_a_converter_error_in_words(tmp_path, monkeypatch, capsys):
+    from selfrag_tui.cli import main
+
+    monkeypatch.setenv("SELFRAG_CONFIG", str(tmp_path / "config.toml"))
+    folder = tmp_path / "gpt2ish"
+    shutil.copytree(demo_model_path(), folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="gpt2", architectures=["GPT2LMHeadModel"])
+    (folder / "config.json").write_text(json.dumps(config))
+    assert main(["model", "convert", str(folder), "--outfile", str(tmp_path / "x.gguf")]) == 1
+    assert "only Llama checkpoints" in capsys.readouterr().err

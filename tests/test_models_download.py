@@ -314,3 +314,16 @@ def test_a_published_gguf_with_control_typed_reflection_tokens_is_retyped_on_dow
     hub.repos["m4r1/selfrag_llama2_7b-GGUF"]["selfrag_llama2_7b.q4_k_m.gguf"] = control.read_bytes()
     result = models.download("gguf-q4_k_m", endpoint=hub.endpoint)
     assert result.retyped == 15 and result.verification.ok
+
+
+def test_without_the_hub_a_variant_already_downloaded_is_verified_and_used(hub, setup):
+    import socket
+
+    cache, config = setup
+    models.download("gguf-q4_k_m", endpoint=hub.endpoint, use_it=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = models.download("gguf-q4_k_m", endpoint=f"http://127.0.0.1:{port}")
+    assert "could not be reached" in result.note and result.verification.ok
+    assert tomllib.loads(config.read_text())["model"]["model"] == str(result.path)

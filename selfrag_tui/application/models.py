@@ -571,6 +571,8 @@ class DownloadResult:
     verification: Verification
     use: UseResult | None
     retyped: int = 0
+    note: str = ""
+    """Set when the hub could not be reached and the copy already downloaded was used."""
 
 
 @dataclass(frozen=True)
@@ -717,6 +719,7 @@ def download(
     v = variant(name)
     cache = Path(cache_dir or hub_cache_dir())
     folder = _repo_folder(v.repo_id, cache)
+    note = ""
     with downloads_allowed():
         try:
             commit, names = _plan(v, endpoint)
@@ -724,7 +727,10 @@ def download(
         except ModelSetupError:
             raise
         except _hub_errors() as exc:
-            raise _unreachable(v, exc, cache) from None
+            if local_path(v, cache) is None:
+                raise _unreachable(v, exc, cache) from None
+            note = f"the hub could not be reached ({exc}); the copy already downloaded is used"
+            remotes = []
 
         def present(r: _RemoteFile) -> int:
             blob = folder / "blobs" / r.etag
@@ -758,9 +764,9 @@ def download(
                     _fetch(r, blob, report, cancel, endpoint)
                 hf_hub_download(v.repo_id, r.name, revision=r.commit, cache_dir=str(cache), endpoint=endpoint)
                 done_before += r.size
-            # The branch name points at the commit fetched, as huggingface_hub's own downloads leave it.
-            (folder / "refs").mkdir(parents=True, exist_ok=True)
-            (folder / "refs" / v.revision).write_text(commit, encoding="utf-8")
+            if remotes:  # the branch name points at the commit fetched, as huggingface_hub leaves it
+                (folder / "refs").mkdir(parents=True, exist_ok=True)
+                (folder / "refs" / v.revision).write_text(commit, encoding="utf-8")
         except (DownloadCancelled, KeyboardInterrupt) as exc:
             stopped = DownloadCancelled(
                 f"download of {v.name} stopped; what arrived is kept in {folder / 'blobs'} and "
@@ -784,7 +790,7 @@ def download(
     if not check.ok:
         raise ModelSetupError(f"{v.name} was downloaded to {path} but cannot be used: " + "; ".join(check.problems))
     used = use(path, config_path=config_path) if use_it else None
-    return DownloadResult(path, check, used, retyped)
+    return DownloadResult(path, check, used, retyped, note)
 
 
 # -- remove ---------------------------------------------------------------------------------------------------
@@ -858,7 +864,8 @@ def convert(
     free_disk: Callable[[Path], int] | None = None,
 ) -> tuple[Path, Verification, UseResult | None]:
     """Convert a Self-RAG checkpoint (a folder, or the downloaded `hf` variant / a hub name in the cache) to a
-    GGUF file of `outtype`, verify it and, with `use_it`, point the settings at it."""
+    GGUF file of `outtype`, verify it and, with `use_it`, point the settings at it. Raises ModelSetupError."""
+    from selfrag_tui.engines.base import EngineError
     from selfrag_tui.engines.gguf_convert import convert as write_gguf
 
     text = str(source)
@@ -872,7 +879,10 @@ def convert(
     check = _verify_folder(folder)
     check.raise_for_problems()
     target = Path(outfile).expanduser() if outfile else default_gguf_path(outtype)
-    written = write_gguf(folder, target, outtype=outtype, on_progress=on_progress, free_disk=free_disk)
+    try:
+        written = write_gguf(folder, target, outtype=outtype, on_progress=on_progress, free_disk=free_disk)
+    except EngineError as exc:  # the converter's ConversionError: already says what to do
+        raise ModelSetupError(str(exc)) from exc
     result = _verify_gguf(written)
     result.raise_for_problems()
     used = use(written, config_path=config_path) if use_it else None

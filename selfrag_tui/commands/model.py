@@ -149,6 +149,8 @@ def _download(args, session) -> int:
             bars.stop()
             _err(str(exc))
             return 1
+    if result.note:
+        print(f"note: {result.note}")
     if result.retyped:
         print(f"re-typed {result.retyped} reflection tokens of {result.path} as text tokens, so llama.cpp returns "
               "them")
@@ -230,14 +232,6 @@ def _convert(args, session) -> int:
                                                outfile=Path(args.outfile) if args.outfile else None,
                                                on_progress=progress, use_it=args.use)
         except models.ModelSetupError as exc:
-            bars.stop()
-            _err(str(exc))
-            return 1
-        except Exception as exc:  # the converter's own errors carry their message
-            from selfrag_tui.engines.base import EngineError
-
-            if not isinstance(exc, EngineError):
-                raise
             bars.stop()
             _err(str(exc))
             return 1
