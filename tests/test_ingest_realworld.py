@@ -293,3 +293,26 @@ def test_note_properties_are_metadata_not_prose(tmp_path: Path, store: DocumentS
     ingest_paths(store, [note])
     assert store.document(str(note)).metadata == doc.metadata
     assert store.search("journal", k=5, mode="fts") == []  # properties are not passages
+
+
+def test_a_file_the_store_cannot_take_costs_only_itself(tmp_path: Path, store: DocumentStore, embedder) -> None:
+    """A group commit that fails is retried file by file: the file that cannot be written is recorded as failed
+    with the store's reason, the others are written."""
+    from ingest.chunking import Chunk
+    from ingest.pipeline import _commit_each_on_error
+    from ingest.store import DocumentWrite
+
+    def write(name: str, text: str, vectors) -> DocumentWrite:
+        chunk = Chunk(title=name, text=text, page_start=None, page_end=None, heading=None, ordinal=0)
+        return DocumentWrite(path=str(tmp_path / name), title=name, content_hash=name, size=1, mtime=0.0,
+                             kind="text", chunks=[chunk], vectors=vectors)
+
+    good = write("good.txt", "Kiwis are flightless birds.", embedder.embed(["Kiwis are flightless birds."]))
+    bad = write("bad.txt", "Vectors of the wrong size.", [[0.5, 0.5, 0.5]])
+    committed = _commit_each_on_error(store, [good, bad])
+    assert committed == {good.path}
+    assert bad.status == "failed" and bad.error.startswith("could not be written to the store (")
+    records = {Path(r.path).name: r for r in store.documents()}
+    assert records["good.txt"].status == "ok" and records["bad.txt"].status == "failed"
+    assert [Path(h.path).name for h in store.search("kiwis", k=5, mode="fts")] == ["good.txt"]
+    assert [p.problem for p in store.health().problems] == ["1 document(s) failed to ingest"]

@@ -3,6 +3,7 @@ CLI use one store at the same time."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -128,8 +129,10 @@ def test_a_writer_gives_up_after_its_limit_with_a_clear_message(tmp_path: Path, 
 
 
 def test_the_app_and_the_cli_share_one_store(store_env: Path, embedder) -> None:
-    """An open store (as the app holds it) sees what a CLI ingest in another process commits, and can write
-    itself right after."""
+    """The app holds the store open and is writing when a CLI ingest starts in another process: the CLI says
+    whom it waits for, then ingests once the app is done; each sees the other's documents."""
+    import selectors
+
     from selfrag_tui.application.settings import resolve
 
     settings = resolve()
@@ -140,13 +143,25 @@ def test_the_app_and_the_cli_share_one_store(store_env: Path, embedder) -> None:
     (notes / "cli.md").write_text("# Ferns\n\nFerns reproduce with spores, not seeds.\n", encoding="utf-8")
     (store_env / "app.md").write_text("# Moss\n\nMoss holds water like a sponge.\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cli = subprocess.Popen([sys.executable, "-m", "selfrag_tui.cli", "ingest", str(notes), "--json"], cwd=ROOT,
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # The app writes while the CLI starts up and ingests: whichever comes second waits for the other.
-    app_report = ingest_paths(app_store, [store_env / "app.md"])
+    stderr_lines: list[str] = []
+    with app_store.write_lock():
+        ingest_paths(app_store, [store_env / "app.md"])  # the app writes (re-entrant under its own lock)
+        cli = subprocess.Popen([sys.executable, "-m", "selfrag_tui.cli", "ingest", str(notes), "--json"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        selector = selectors.DefaultSelector()
+        selector.register(cli.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not any("waiting for" in line for line in stderr_lines):
+            if selector.select(timeout=1.0):
+                line = cli.stderr.readline()
+                if not line:
+                    break
+                stderr_lines.append(line)
+        assert any(f"waiting for pid {os.getpid()}" in line for line in stderr_lines), stderr_lines
+        assert cli.poll() is None  # still waiting, not failed
     out, err = cli.communicate(timeout=240)
-    assert cli.returncode == 0, err
-    assert app_report.ok
+    assert cli.returncode == 0, "".join(stderr_lines) + err
+    assert [Path(p).name for p in json.loads(out)["added"]] == ["cli.md"]
     assert {Path(h.path).name for h in app_store.search("spores", k=5, mode="fts")} == {"cli.md"}
     assert {Path(r.path).name for r in app_store.documents()} == {"cli.md", "app.md"}
     assert app_store.health().problems == ()
