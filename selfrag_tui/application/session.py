@@ -112,6 +112,9 @@ class Session:
         Saving writes over the configured settings only, so a demo session never rewrites the user's model or
         store.
         """
+        from selfrag_tui.application.offline import stay_offline
+
+        stay_offline()  # models, tokenizers and embedders load from local files; only a download goes online
         self.base_settings = base_settings or settings
         self.settings = demo_settings(settings) if demo and base_settings is None else settings
         self.demo = demo
