@@ -147,6 +147,10 @@ def test_the_fence_sees_a_hub_request_and_the_programs_switch_prevents_it(tmp_pa
         if sys.argv[1] == "switched":
             from selfrag_tui.application.offline import stay_offline
             stay_offline()
+        elif sys.argv[1] == "session":  # a library user's Session, without the CLI
+            from selfrag_tui.application.session import Session
+            from selfrag_tui.application.settings import resolve
+            Session(resolve(read_file=False, read_env=False))
         from huggingface_hub import HfApi
         try:
             HfApi().model_info("selfrag/selfrag_llama2_7b")
@@ -157,7 +161,7 @@ def test_the_fence_sees_a_hub_request_and_the_programs_switch_prevents_it(tmp_pa
     env.update({"PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).resolve().parents[1])]),
                 "HF_HOME": str(tmp_path / "hf"), "HF_HUB_ETAG_TIMEOUT": "1"})
     outcomes = {}
-    for mode in ("plain", "switched"):
+    for mode in ("plain", "switched", "session"):
         log = tmp_path / f"{mode}.log"
         env["SELFRAG_TEST_NETWORK_LOG"] = str(log)
         done = subprocess.run([sys.executable, "-c", probe, mode], capture_output=True, text=True, env=env,
@@ -165,3 +169,4 @@ def test_the_fence_sees_a_hub_request_and_the_programs_switch_prevents_it(tmp_pa
         outcomes[mode] = (done.stdout.strip(), log.exists())
     assert outcomes["plain"][1] is True  # the fence saw the attempt
     assert outcomes["switched"] == ("OfflineModeIsEnabled", False)
+    assert outcomes["session"] == ("OfflineModeIsEnabled", False)
