@@ -55,7 +55,11 @@ class _Sentence:
 
 # A sentence ends at . ! ? (optionally followed by quotes/brackets) before whitespace, at a blank line, or after
 # the CJK full stop, exclamation and question marks (。！？), which no space follows.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n|(?:(?<=[。！？])|(?<=[。！？][」』）]))(?![」』）])\s*(?=\S)")
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])"
+    r"|\n\s*\n"
+    r"|(?:(?<=[。！？])|(?<=[。！？][」』）]))(?![」』）])\s*(?=\S)"
+)
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _TOKEN = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 

@@ -229,16 +229,55 @@ def decode_text(path: Path, data: bytes) -> tuple[str, list[str]]:
                 text, label = data.decode("latin-1"), "Latin-1"
             warnings.append(f"not valid UTF-8 (first bad byte at offset {first_bad}); read as {label}: check "
                             f"accented characters, or convert the file to UTF-8")
+            if _looks_like_other_encoding(text):
+                warnings.append(f"looks like mojibake when read as {label}: the file is probably in another "
+                                f"encoding (e.g. Shift-JIS, GBK, KOI8-R); convert it to UTF-8 and ingest again")
+    repaired = _undo_double_encoding(text)
+    if repaired is not None:
+        text = repaired
+        warnings.append("double-encoded text repaired (UTF-8 once read as Windows-1252 and saved again, "
+                        "'CafÃ©' for 'Café'); re-save the file as UTF-8")
     noise = _noise_ratio(text)
     if noise > 0.05:
+        fell_back = any(w.startswith("not valid UTF-8") for w in warnings)
         raise UnsupportedFile(str(path), f"not text: {noise:.0%} of it are control characters or undecodable bytes "
-                                         f"(binary data, or a damaged file)")
+                                         + ("(binary data, or text in an encoding other than UTF-8 and "
+                                            "Windows-1252, e.g. Shift-JIS or GBK: convert it to UTF-8)"
+                                            if fell_back else "(binary data, or a damaged file)"))
     if noise > 0.001:
         warnings.append(f"{noise:.1%} control characters or undecodable bytes (a damaged file?); they are dropped")
     if noise:
         text = "".join(ch for ch in text if not ((unicodedata.category(ch) in ("Cc", "Co", "Cs", "Cn")
                                                   and ch not in "\t\n\r\f") or ch == "\ufffd"))
     return text, warnings
+
+
+_DOUBLE_ENCODED = re.compile("[ÃÂâ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
+                             "\u2013-\u2026\u2030\u2039\u203a\u20ac\u2122]")
+
+
+def _undo_double_encoding(text: str) -> str | None:
+    """The text behind mojibake such as 'CafÃ©' or 'donâ€™t' (UTF-8 bytes once decoded as Windows-1252),
+    or None when the text shows no such pairs or does not decode back cleanly."""
+    if len(_DOUBLE_ENCODED.findall(text)) < 2:
+        return None
+    try:
+        fixed = text.encode("cp1252").decode("utf-8")
+    except UnicodeError:
+        return None
+    return fixed if fixed != text else None
+
+
+def _looks_like_other_encoding(text: str) -> bool:
+    """A text in another 8-bit or multi-byte encoding read as Windows-1252 shows either mostly symbols among its
+    non-ASCII characters (Shift-JIS, GBK) or words made almost wholly of accented letters (Cyrillic KOI8-R or
+    Windows-1251: 'Ïðèâåò'). A Western text's accented letters are a small share of its letters."""
+    high = [ch for ch in text if ord(ch) > 127]
+    if len(high) < 20:
+        return False
+    high_letters = sum(1 for ch in high if unicodedata.category(ch).startswith("L"))
+    letters = sum(1 for ch in text if ch.isalpha())
+    return high_letters < len(high) * 0.6 or high_letters > letters * 0.5
 
 
 def _utf16_without_bom(data: bytes) -> str | None:

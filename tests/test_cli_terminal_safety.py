@@ -158,6 +158,6 @@ def test_ingest_summary_in_a_terminal(store_env: Path, cli_env: dict[str, str], 
     status, raw = run_in_pty(["ingest", str(folder)], cli_env)
     assert status == 1, raw
     seen = assert_terminal_safe(raw)
-    assert f"[bold red]empty␛[2J␛[H⟨U+202E⟩dm.txt" in seen and "empty file: nothing to index" in seen
+    assert "[bold red]empty␛[2J␛[H⟨U+202E⟩dm.txt" in seen and "empty file: nothing to index" in seen
     assert "skip␛]52;c;cm0gLXJmIH4=␇.xlsx" in seen and "not a format the loaders read (.xlsx)" in seen
     assert re.search(r"added\s+1", seen) and re.search(r"failed\s+1", seen) and re.search(r"skipped\s+1", seen)

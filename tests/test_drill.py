@@ -9,7 +9,6 @@ import os
 import stat
 from pathlib import Path
 
-import pytest
 
 from pdf_factory import (
     aes_pdf,

@@ -123,8 +123,8 @@ def _build(root: Path, spec) -> list[Path]:
     return made
 
 
-@settings(max_examples=max(12, EXAMPLES // 5), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(max_examples=max(12, EXAMPLES // 5), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(spec=TREE)
 def test_any_folder_tree_ingests_without_crashing(embedder, spec) -> None:
     with tempfile.TemporaryDirectory() as temp:

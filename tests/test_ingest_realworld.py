@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.errors import CorruptFile, EncryptedPdf, UnreadableFile, UnsupportedFile
+from ingest.errors import CorruptFile, EncryptedPdf, UnsupportedFile
 from ingest.loaders import load_file
 from ingest.pipeline import discover, ingest_paths
 from ingest.store import DocumentStore, doc_id_for
@@ -316,3 +316,20 @@ def test_a_file_the_store_cannot_take_costs_only_itself(tmp_path: Path, store: D
     assert records["good.txt"].status == "ok" and records["bad.txt"].status == "failed"
     assert [Path(h.path).name for h in store.search("kiwis", k=5, mode="fts")] == ["good.txt"]
     assert [p.problem for p in store.health().problems] == ["1 document(s) failed to ingest"]
+
+
+def test_mojibake_is_repaired_or_reported(tmp_path: Path) -> None:
+    twice = tmp_path / "twice.txt"
+    twice.write_bytes("Café crème, don’t worry.".encode("utf-8").decode("cp1252").encode("utf-8"))
+    doc = load_file(twice)
+    assert doc.sections[0].text == "Café crème, don’t worry." and "double-encoded text repaired" in doc.warnings[0]
+    russian = tmp_path / "russian.txt"
+    russian.write_bytes("Привет, как дела? Всё хорошо, спасибо большое.".encode("cp1251"))
+    assert any("looks like mojibake when read as Windows-1252" in w for w in load_file(russian).warnings)
+    japanese = tmp_path / "japanese.txt"
+    japanese.write_bytes("これは日本語のテキストです。東京大学。".encode("shift_jis"))
+    with pytest.raises(UnsupportedFile, match="encoding other than UTF-8 and Windows-1252, e.g. Shift-JIS"):
+        load_file(japanese)
+    french = tmp_path / "french.txt"
+    french.write_bytes("Crème brûlée from the café, naïve señor, déjà vu.".encode("cp1252"))
+    assert [w[:19] for w in load_file(french).warnings] == ["not valid UTF-8 (fi"]  # accents are no mojibake
