@@ -42,6 +42,7 @@ SECTION_FLAGS: dict[str, tuple[str, ...]] = {
     "": ("decoding", "model"),
     "ask": ("decoding", "model"),
     "doctor": ("model",),
+    "model": ("model",),
     "ingest": ("ingest",),
 }
 

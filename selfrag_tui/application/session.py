@@ -498,7 +498,8 @@ class Session:
         it (saved key by key). Raises models.ModelSetupError saying what is wrong. Load it with `load_engine`."""
         from selfrag_tui.application import models
 
-        result = models.use(target, served_name=served_name, retype_tokens=True, save=False)
+        # A user's own file is never rewritten here: a GGUF that needs re-typing is refused with the command to do it.
+        result = models.use(target, served_name=served_name, retype_tokens=False, save=False)
         return self.update_settings(result.updates, source="model setup")
 
     def download_model(

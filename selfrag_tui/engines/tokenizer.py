@@ -28,6 +28,7 @@ def load_tokenizer(name_or_path: str) -> Any:
     except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, HFValidationError ...
         raise EngineError(
             f"The model's tokenizer is needed locally, but '{name_or_path}' could not be loaded ({exc}). Set "
-            f"model.tokenizer (--tokenizer) to a folder with the Self-RAG tokenizer files, or fetch them once: "
-            f"hf download selfrag/selfrag_llama2_7b --include 'tokenizer*' 'special_tokens_map.json'."
+            f"model.tokenizer (--tokenizer) to a folder with the Self-RAG tokenizer files (tokenizer.model, "
+            f"tokenizer_config.json, special_tokens_map.json from selfrag/selfrag_llama2_7b), or download the model "
+            f"with `selfrag-chat model download gguf-q4_k_m` (it comes with them)."
         ) from exc
