@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -717,6 +718,8 @@ def download(
     from huggingface_hub import hf_hub_download
 
     v = variant(name)
+    # HF_ENDPOINT (a hub mirror) is read now, not when huggingface_hub was imported.
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     cache = Path(cache_dir or hub_cache_dir())
     folder = _repo_folder(v.repo_id, cache)
     note = ""

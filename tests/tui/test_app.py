@@ -201,3 +201,37 @@ async def test_escape_in_the_library_stops_an_ingest(make_app, empty_store):
         assert app.session.last_ingest_report.cancelled
         assert "Stopped:" in screen_text(app)
         assert empty_store.documents() == []
+
+
+async def test_the_setup_dialog_downloads_the_chosen_variant_with_progress_and_loads_it(make_app, tmp_path,
+                                                                                       monkeypatch):
+    """The download runs against a hub on loopback (HF_ENDPOINT, as for a hub mirror) serving the tiny model's 4-bit
+    GGUF under the real name."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install '.[llamacpp]')")
+    from hub_server import Hub
+    from huggingface_hub import constants
+
+    from selfrag_tui.engines.gguf_convert import convert
+
+    gguf = convert(locations.demo_model_path(), tmp_path / "t.gguf", outtype="q4_k_m")
+    hub = Hub({"m4r1/selfrag_llama2_7b-GGUF": {"selfrag_llama2_7b.q4_k_m.gguf": gguf.read_bytes()}})
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)  # a hub mirror, as users of one set it
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    try:
+        app = make_app(engine=None, model={"engine": "auto", "model": "selfrag/selfrag_llama2_7b"})
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ModelSetupScreen) and app.screen.statuses,
+                           timeout=120, what="the setup dialog's variants")
+            dialog = app.screen
+            assert "is not on this machine" in " ".join(screen_text(app).split())
+            dialog.query_one("#variants").highlighted = [s.variant.name for s in dialog.statuses].index("gguf-q4_k_m")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.generator_status[0] == "ready", timeout=120, what="the downloaded model")
+            assert app.session.settings.model.engine == "llamacpp"
+            assert app.session.settings.model.model.endswith("selfrag_llama2_7b.q4_k_m.gguf")
+            assert "llamacpp" in locations.config_file().read_text(encoding="utf-8")
+            assert any(method == "GET" and path.endswith(".gguf") for method, path, _ in hub.requests)
+            await ask(pilot, LLAMAS)
+            assert chat(app).answers
+    finally:
+        hub.close()
