@@ -314,9 +314,8 @@ class LlamaCppEngine:
             )
         llama_cpp = import_or_raise("llama_cpp", extra="llamacpp", what="The llama.cpp engine")
         from llama_cpp import _internals
-        from llama_cpp._logger import set_verbose
 
-        set_verbose(False)  # llama.cpp's load and cache messages would land on the terminal
+        _quiet_llama_log(llama_cpp)
         threads = n_threads or _usable_cpus()
         try:
             model_params = llama_cpp.llama_model_default_params()
@@ -664,6 +663,33 @@ class _Vocabulary:
 
     def close(self) -> None:
         """The model is closed with the runtime that owns it."""
+
+
+_LOG_CALLBACK: Any = None
+
+
+def _quiet_llama_log(llama_cpp: Any) -> None:
+    """Let only llama.cpp's errors reach stderr (where they would land in the terminal UI). llama-cpp-python's
+    own filter reads ggml's log levels with an older numbering and lets warnings through, among them the
+    "failed to find a memory slot" that precedes every eviction here."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    import ctypes
+    import sys
+
+    error, cont = 4, 5  # GGML_LOG_LEVEL_ERROR, GGML_LOG_LEVEL_CONT in current ggml
+    state = {"error": False}
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, _user_data: Any) -> None:
+        if level != cont:
+            state["error"] = level == error
+        if state["error"]:
+            print(text.decode("utf-8", errors="replace"), end="", flush=True, file=sys.stderr)
+
+    _LOG_CALLBACK = callback  # ctypes must keep the callback alive
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
 
 def _usable_cpus() -> int:
