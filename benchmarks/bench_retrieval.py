@@ -1,0 +1,221 @@
+"""Retrieval quality on real documents: does search put the passage that holds the answer first (R@1), in the
+top five (R@5), and how high on average (MRR over the top 10)? Also ingest speed (passages per second).
+
+Two corpora, both read from the folder given by --data (this script downloads nothing):
+
+- `papers`: long multi-section scientific papers with reading-comprehension questions (QASPER-style, from the
+  L-Eval collection): `papers/scientific_qa.jsonl` holds the papers with questions, `papers/paper_assistant.jsonl`
+  more papers that only compete as distractors. Each paper becomes a Markdown file (its section titles as
+  headings). Only questions whose answer is written word for word in the paper are kept; the passages of that
+  paper that contain the answer are the right ones.
+- `filings`: nine quarterly 10-Q PDFs of one company (Patriot Transportation, 2020-2023) whose PDF titles are
+  not usable (`<submission><type> 10-Q`), with 24 hand-written questions in benchmarks/data/filings_questions.json
+  that name a quarter or say "latest": the right company is easy, the right quarter is the test.
+
+Get the data (public GitHub repositories):
+
+    git clone --depth 1 https://github.com/OpenLMLab/LEval /tmp/LEval
+    git clone --depth 1 https://github.com/patriottrans/patriottrans.github.io /tmp/pati
+    mkdir -p DATA/papers DATA/filings
+    cp /tmp/LEval/LEval-data/Open-ended-tasks/{scientific_qa,paper_assistant}.jsonl DATA/papers/
+    for q in 20201231 20210331 20210630 20211231 20220331 20220630 20221231 20230331 20230630; do
+        cp /tmp/pati/assets/filings/pati-$q-10q.pdf DATA/filings/; done
+
+Run (a few minutes on two cores):
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_retrieval.py --data DATA [--backend torch|onnx|onnx-int8]
+        [--corpora papers filings] [--methods vector fts hybrid ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+FILINGS_QUESTIONS = Path(__file__).resolve().parent / "data" / "filings_questions.json"
+DEPTH = 10
+
+
+@dataclass
+class Question:
+    text: str
+    doc_file: str
+    """File name of the document that answers it."""
+    answer: str
+
+
+def normalise(text: str) -> str:
+    """Lower case, whitespace collapsed, and spaces PDF extraction leaves inside numbers ("$. 33") dropped."""
+    text = " ".join(text.lower().split())
+    return re.sub(r"(?<=[$.(]) (?=\d)", "", text)
+
+
+_HEADING = re.compile(r"^[A-Z][^.!?:]{1,80}$")
+
+
+def paper_markdown(title: str, text: str) -> str:
+    """A paper as Markdown: short lines that read as section titles ("Introduction", "Related Work") become
+    headings, so the paper has sections as a real one does."""
+    lines = [f"# {title}", ""]
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if _HEADING.match(line) and len(line.split()) <= 8:
+            lines += ["", f"## {line}", ""]
+        else:
+            lines += [line, ""]
+    return "\n".join(lines)
+
+
+def build_papers(data: Path, folder: Path, max_questions: int | None) -> list[Question]:
+    questions: list[Question] = []
+    rows = [json.loads(line) for line in (data / "papers" / "scientific_qa.jsonl").open(encoding="utf-8")]
+    distractors = data / "papers" / "paper_assistant.jsonl"
+    if distractors.exists():
+        rows += [dict(row, instructions=[], outputs=[]) for row in map(json.loads, distractors.open(encoding="utf-8"))]
+    for index, row in enumerate(rows):
+        name = f"paper-{index:02d}.md"
+        (folder / name).write_text(paper_markdown(f"Paper {index}", row["input"]), encoding="utf-8")
+        body = normalise(row["input"])
+        for question, answer in zip(row["instructions"], row["outputs"]):
+            answer = answer.strip().rstrip(".")
+            if len(answer.split()) >= 2 and normalise(answer) in body:
+                questions.append(Question(question, name, answer))
+    return questions[:max_questions] if max_questions else questions
+
+
+def build_filings(data: Path, folder: Path, max_questions: int | None) -> list[Question]:
+    import shutil
+
+    for pdf in sorted((data / "filings").glob("*.pdf")):
+        shutil.copy(pdf, folder / pdf.name)
+    spec = json.loads(FILINGS_QUESTIONS.read_text(encoding="utf-8"))
+    questions = [Question(q["q"], q["file"], q["answer"]) for q in spec["questions"]]
+    return questions[:max_questions] if max_questions else questions
+
+
+CORPORA = {"papers": build_papers, "filings": build_filings}
+
+
+def gold_chunks(store, question: Question) -> set[str]:
+    """Ids of the passages of the answering document whose text holds the answer."""
+    needle = normalise(question.answer)
+    record = next((r for r in store.documents() if Path(r.path).name == question.doc_file), None)
+    if record is None:
+        return set()
+    return {hit.chunk_id for hit in store.chunks_of(record.doc_id) if needle in normalise(hit.text)}
+
+
+def evaluate(ranked_ids: list[list[str]], golds: list[set[str]]) -> dict[str, float]:
+    r1 = r5 = mrr = 0.0
+    for ranked, gold in zip(ranked_ids, golds):
+        rank = next((i for i, chunk_id in enumerate(ranked[:DEPTH], start=1) if chunk_id in gold), None)
+        r1 += rank == 1
+        r5 += rank is not None and rank <= 5
+        mrr += 1.0 / rank if rank else 0.0
+    n = max(len(golds), 1)
+    return {"R@1": r1 / n, "R@5": r5 / n, "MRR": mrr / n}
+
+
+def methods(names: list[str]):
+    """name -> function(store, query) returning ranked hits. Store modes, then the retrieval pipeline's stages."""
+    table = {
+        "vector": lambda store, q: store.search(q, k=DEPTH, mode="vector"),
+        "fts": lambda store, q: store.search(q, k=DEPTH, mode="fts"),
+        "hybrid": lambda store, q: store.search(q, k=DEPTH, mode="hybrid"),
+    }
+    try:
+        from ingest import retrieval
+    except ImportError:
+        retrieval = None
+    if retrieval is not None:
+        for name, options in retrieval.BENCHMARK_VARIANTS.items():
+            table[name] = (lambda opts: lambda store, q: retrieval.search(store, q, k=DEPTH, **opts))(options)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; known: {sorted(table)}")
+    return {n: table[n] for n in names}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder with papers/ and filings/ (see above)")
+    parser.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
+    parser.add_argument("--methods", nargs="+", default=None, help="default: every method known")
+    parser.add_argument("--backend", default=None, help="embedding backend: torch, onnx or onnx-int8 (default: "
+                                                        "the embedder's default)")
+    parser.add_argument("--max-questions", type=int, default=None)
+    parser.add_argument("--chunk-words", type=int, default=None, help="passage size (default: the pipeline's)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    from ingest.embedding import Embedder
+    from ingest.pipeline import ingest_paths
+    from ingest.store import DocumentStore
+
+    started = time.perf_counter()
+    embedder = Embedder.load(backend=args.backend) if args.backend else Embedder.load()
+    print(f"embedder {embedder.name} backend {getattr(embedder, 'backend', 'torch')} loaded in "
+          f"{time.perf_counter() - started:.1f} s; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    chosen = methods(args.methods) if args.methods else _all_methods()
+    results: dict[str, dict] = {}
+    for corpus in args.corpora:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / corpus
+            folder.mkdir()
+            questions = CORPORA[corpus](args.data, folder, args.max_questions)
+            store = DocumentStore.open(Path(tmp) / "store")
+            store.use_embedder(embedder)
+            options = {"chunk_words": args.chunk_words} if args.chunk_words else {}
+            started = time.perf_counter()
+            report = ingest_paths(store, [folder], **options)
+            ingest_s = time.perf_counter() - started
+            if report.failed:
+                print(f"  failed: {report.failed}")
+            chunks = store.count_chunks()
+            golds = [gold_chunks(store, q) for q in questions]
+            kept = [(q, g) for q, g in zip(questions, golds) if g]
+            print(f"\n{corpus}: {len(report.added)} documents, {chunks} passages, ingest {ingest_s:.1f} s "
+                  f"({chunks / ingest_s:.1f} passages/s); {len(kept)} of {len(questions)} questions have their "
+                  f"answer inside one passage")
+            results[corpus] = {"documents": len(report.added), "chunks": chunks, "ingest_s": ingest_s,
+                               "chunks_per_s": chunks / ingest_s, "questions": len(kept), "methods": {}}
+            print(f"  {'method':<22} {'R@1':>6} {'R@5':>6} {'MRR':>6} {'ms/query':>9}")
+            for name, run in chosen.items():
+                ranked, started = [], time.perf_counter()
+                for question, _ in kept:
+                    ranked.append([hit.chunk_id for hit in run(store, question.text)])
+                elapsed_ms = (time.perf_counter() - started) * 1000 / max(len(kept), 1)
+                scores = evaluate(ranked, [g for _, g in kept])
+                results[corpus]["methods"][name] = dict(scores, ms_per_query=elapsed_ms)
+                print(f"  {name:<22} {scores['R@1']:6.3f} {scores['R@5']:6.3f} {scores['MRR']:6.3f} "
+                      f"{elapsed_ms:9.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+
+
+def _all_methods():
+    table = methods(["vector", "fts", "hybrid"])
+    try:
+        from ingest import retrieval
+
+        table.update(methods(list(retrieval.BENCHMARK_VARIANTS)))
+    except ImportError:
+        pass
+    return table
+
+
+if __name__ == "__main__":
+    main()
