@@ -1,0 +1,145 @@
+"""Retrieval over the store's two searches: score fusion that cannot be swamped by a weak leg, and a preference
+for the document whose period a question names ("the quarter ended June 30, 2022") or, for "latest", the newest.
+
+Reciprocal-rank fusion adds ranks, so a leg that ranks noise (vector search over tables of numbers) pulls the
+other leg's right answer down. Here each leg's scores are divided by its best score and added (CombSUM): a
+passage one leg finds far ahead of the rest stays ahead unless the other leg clearly disagrees.
+
+A document's period comes from its file name (`...-20230630-...`, `2023-06-30`) or from its first passage
+("for the quarterly period ended June 30, 2023"); both are common in reports and filings.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingest.store import DocumentStore
+    from ingest.types import SearchHit
+
+CANDIDATES = 30
+"""Passages each leg hands to fusion."""
+PERIOD_BOOST = 0.5
+"""Added to the fused score (at most 2) of passages from the document whose period the question names."""
+
+_MONTHS = {m: i for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august",
+                                        "september", "october", "november", "december"], start=1)}
+_MONTH = "(" + "|".join(_MONTHS) + ")"
+_FULL_DATE = re.compile(_MONTH + r"\s+(\d{1,2}),?\s+(\d{4})", re.IGNORECASE)
+_MONTH_YEAR = re.compile(_MONTH + r"\s+(\d{4})", re.IGNORECASE)
+_NAME_DATE = re.compile(r"(?<!\d)(20\d{2}|19\d{2})-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
+_LATEST = re.compile(r"\b(latest|most recent|newest|last (?:quarter|report|filing)|current (?:quarter|report))\b",
+                     re.IGNORECASE)
+_PERIOD_ENDED = re.compile(r"period ended\s+" + _MONTH + r"\s+(\d{1,2}),?\s+(\d{4})", re.IGNORECASE)
+
+BENCHMARK_VARIANTS = {
+    "combsum": {"period": False},
+    "combsum+period": {"period": True},
+}
+"""Configurations `benchmarks/bench_retrieval.py` measures beside the store's own modes."""
+
+
+def query_period(query: str) -> tuple[str, tuple[int, int] | None]:
+    """("latest", None), ("month", (year, month)) for a named month or date, or ("none", None)."""
+    found = _FULL_DATE.search(query)
+    if found:
+        return "month", (int(found.group(3)), _MONTHS[found.group(1).lower()])
+    found = _MONTH_YEAR.search(query)
+    if found:
+        return "month", (int(found.group(2)), _MONTHS[found.group(1).lower()])
+    if _LATEST.search(query):
+        return "latest", None
+    return "none", None
+
+
+def document_period(path: str, first_text: str) -> date | None:
+    """The date a document covers: a date in its file name, else "period ended <date>" on its first passage."""
+    found = _NAME_DATE.search(Path(path).name)
+    if found:
+        try:
+            return date(int(found.group(1)), int(found.group(2)), int(found.group(3)))
+        except ValueError:
+            pass
+    found = _PERIOD_ENDED.search(first_text or "")
+    if found:
+        try:
+            return date(int(found.group(3)), _MONTHS[found.group(1).lower()], int(found.group(2)))
+        except ValueError:
+            return None
+    return None
+
+
+_PERIODS: dict[tuple[str, int], dict[str, date]] = {}
+_PERIODS_LOCK = threading.Lock()
+
+
+def _periods(store: "DocumentStore") -> dict[str, date]:
+    """doc_id -> period, read once per store state (its passage count changes when documents do)."""
+    key = (str(store.path), store.count_chunks())
+    with _PERIODS_LOCK:
+        cached = _PERIODS.get(key)
+    if cached is not None:
+        return cached
+    periods: dict[str, date] = {}
+    for record in store.documents():
+        if record.status != "ok":
+            continue
+        first = store.chunks_of(record.doc_id)[:1]
+        found = document_period(record.path, first[0].text if first else "")
+        if found:
+            periods[record.doc_id] = found
+    with _PERIODS_LOCK:
+        _PERIODS[key] = periods
+    return periods
+
+
+def _scaled(hits: list["SearchHit"]) -> dict[str, float]:
+    """Each passage's score as a share of this leg's best (a passage found twice keeps its best): the leg's
+    winner gets 1, and a passage it ranks close behind keeps nearly as much."""
+    best: dict[str, float] = {}
+    for hit in hits:
+        best[hit.chunk_id] = max(best.get(hit.chunk_id, hit.score), hit.score)
+    if not best:
+        return {}
+    top = max(best.values())
+    return {chunk_id: score / top if top > 0 else 0.0 for chunk_id, score in best.items()}
+
+
+def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = True,
+           candidates: int = CANDIDATES) -> list["SearchHit"]:
+    """The `k` best passages: vector and full-text candidates fused by scaled score, then (with `period`) those
+    of the document whose period the question names, or of the newest document for "latest", moved up."""
+    from dataclasses import replace
+
+    wanted: set[str] = set()
+    if period:
+        kind, month = query_period(query)
+        if kind != "none":
+            periods = _periods(store)
+            if kind == "latest" and periods:
+                newest = max(periods.values())
+                wanted = {doc for doc, when in periods.items() if when == newest}
+            elif month is not None:
+                wanted = {doc for doc, when in periods.items() if (when.year, when.month) == month}
+    vector = store.search(query, k=candidates, mode="vector")
+    text = store.search(query, k=candidates, mode="fts")
+    if wanted:  # the named period's own passages compete even when other documents fill the top candidates
+        vector += store.search(query, k=candidates // 3, mode="vector", documents=sorted(wanted))
+        text += store.search(query, k=candidates // 3, mode="fts", documents=sorted(wanted))
+    hits = {h.chunk_id: h for h in vector + text}
+    fused: dict[str, float] = {}
+    for scores in (_scaled(vector), _scaled(text)):
+        for chunk_id, score in scores.items():
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + score
+    for chunk_id, hit in hits.items():
+        if hit.doc_id in wanted:
+            fused[chunk_id] += PERIOD_BOOST
+    best = sorted(fused, key=lambda chunk_id: fused[chunk_id], reverse=True)[:k]
+    return [replace(hits[chunk_id], score=fused[chunk_id]) for chunk_id in best]
+
+
+__all__ = ["BENCHMARK_VARIANTS", "document_period", "query_period", "search"]
