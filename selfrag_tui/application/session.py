@@ -321,10 +321,25 @@ class Session:
                                            documents=documents)
 
     def retrieve(self, query: str, k: int) -> list["Passage"]:
-        """The decoder's retriever: searches the store open now (it may open after the model)."""
+        """The decoder's retriever: searches the store open now (it may open after the model). With
+        `decoding.rerank_candidates` above `k`, that many results are judged by the model and the best `k` kept."""
+        candidates = max(k, self.settings.decoding.rerank_candidates)
         if self._retriever is not None:
-            return list(self._retriever(query, k))
-        return [passage_from_hit(hit) for hit in self.search(query, k)]
+            passages = list(self._retriever(query, candidates))
+        else:
+            passages = [passage_from_hit(hit) for hit in self.search(query, candidates)]
+        return self.rerank_by_model(query, passages, k) if candidates > k else passages[:k]
+
+    def rerank_by_model(self, question: str, passages: Sequence["Passage"], keep: int) -> list["Passage"]:
+        """The `keep` passages the loaded model judges most relevant ([Relevant] vs [Irrelevant], one step
+        each); the search's own top `keep` when no model is loaded."""
+        engine = self._engine
+        if engine is None:
+            return list(passages[:keep])
+        from selfrag_tui.reflection import ReflectionVocab
+        from selfrag_tui.selfrag.relevance import rerank
+
+        return rerank(engine, ReflectionVocab.from_engine(engine), question, passages, keep)
 
     def remove_documents(self, names: Sequence[str]) -> tuple[list[str], list[str]]:
         """Remove documents by path or id: (removed paths, names not in the store)."""

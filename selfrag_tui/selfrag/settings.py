@@ -37,6 +37,11 @@ class DecodingSettings(BaseModel):
         description="released reproduces the official script's log-ratio, only for comparisons",
     )
     k: int = Field(5, ge=1, le=50, title="Passages (K)", description="passages retrieved per step, one candidate each")
+    rerank_candidates: int = Field(
+        0, ge=0, le=100, title="Model reranks",
+        description="0 = off; else the model judges this many search results for relevance and keeps the best K "
+                    "(one model step each: slow on a CPU)",
+    )
     w_rel: float = Field(1.0, ge=0.0, le=10.0, title="Weight ISREL", description="weight of the relevance score")
     w_sup: float = Field(1.0, ge=0.0, le=10.0, title="Weight ISSUP", description="weight of the support score")
     w_use: float = Field(0.5, ge=0.0, le=10.0, title="Weight ISUSE", description="weight of the utility score")
