@@ -16,7 +16,7 @@ from ingest.loaders import HEADING_SEPARATOR, LOADER_VERSION, LoadedDocument
 
 # Bump when chunk boundaries change for the same text and settings: stores re-chunk such documents on the next
 # ingest instead of keeping passages cut the old way.
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 4
 
 
 def chunking_recipe(chunk_words: int, overlap_words: int) -> str:
@@ -138,6 +138,48 @@ def chunk_document(doc: LoadedDocument, *, chunk_words: int = 150, overlap_words
                 )
             )
     return chunks
+
+
+def fit_to_window(chunks: list[Chunk], count_tokens, max_tokens: int) -> list[Chunk]:
+    """Split each passage whose embedded text (`title` + text) is longer than the embedding model reads
+    (`max_tokens`, counted by `count_tokens(texts) -> counts`), at the sentence boundary nearest its middle (a
+    single long sentence at its middle word), until every part fits: words past the window would never be
+    embedded. Ordinals are renumbered; page and heading stay those of the passage split."""
+    if not chunks:
+        return chunks
+    out: list[Chunk] = []
+    pending = list(chunks)
+    counts = dict(zip(range(len(pending)), count_tokens([c.embedding_text() for c in pending])))
+    queue = [(chunk, counts[i]) for i, chunk in enumerate(pending)]
+    while queue:
+        chunk, tokens = queue.pop(0)
+        parts = _halves(chunk) if tokens > max_tokens else []
+        if len(parts) < 2:
+            out.append(chunk)
+            continue
+        part_counts = count_tokens([p.embedding_text() for p in parts])
+        queue[0:0] = list(zip(parts, part_counts))
+    return [Chunk(c.title, c.text, c.page_start, c.page_end, c.heading, ordinal) for ordinal, c in enumerate(out)]
+
+
+def _halves(chunk: Chunk) -> list[Chunk]:
+    sentences = split_sentences(chunk.text)
+    if len(sentences) >= 2:
+        total, running, cut = sum(len(s) for s in sentences), 0, 1
+        for index, sentence in enumerate(sentences[:-1], start=1):
+            running += len(sentence)
+            cut = index
+            if running >= total / 2:
+                break
+        pieces = [_join(sentences[:cut]), _join(sentences[cut:])]
+    else:
+        tokens = list(_TOKEN.finditer(chunk.text))
+        if len(tokens) < 2:
+            return []
+        middle = tokens[len(tokens) // 2].start()
+        pieces = [chunk.text[:middle].rstrip(), chunk.text[middle:].lstrip()]
+    return [Chunk(chunk.title, piece, chunk.page_start, chunk.page_end, chunk.heading, chunk.ordinal)
+            for piece in pieces if piece]
 
 
 _SENTENCE_CLOSED = re.compile(r"[.!?:;。！？][\"')\]」』）]*$")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ingest.chunking import Chunk, chunk_document, chunking_recipe
+from ingest.chunking import Chunk, chunk_document, chunking_recipe, fit_to_window
 from ingest.errors import EmptyDocument, FileTooLarge, LoadError, StoreError
 from ingest.loaders import SUPPORTED_SUFFIXES, load_file, looks_like_text, read_bytes
 from ingest.store import DocumentStore, DocumentWrite
@@ -317,6 +317,10 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
             if chunks is None:
                 failures.append(write)
             else:
+                if not store.embedder_loaded:
+                    progress.emit(phase="loading model")
+                embedder = store.embedder
+                chunks = fit_to_window(chunks, embedder.count_tokens, embedder.max_tokens)
                 write.chunks = chunks
                 pending.append(_Pending(write, chunks, previous is not None))
                 pending_bytes += candidate.size
