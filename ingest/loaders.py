@@ -33,7 +33,7 @@ SUPPORTED_SUFFIXES = PDF_SUFFIXES | MARKDOWN_SUFFIXES | TEXT_SUFFIXES
 
 # Bump when the text a loader gives for the same bytes changes: failed files are tried again, and stores
 # re-read their documents (the version is part of each document's recipe).
-LOADER_VERSION = 2
+LOADER_VERSION = 3
 
 # A PDF whose pages give fewer characters than this in total (after dropping whitespace) is treated as a scan.
 # Short real text ("Hello, world!") is still text; a scan's text layer is empty or a few stray marks.
@@ -621,10 +621,36 @@ def _pdf_title(reader, path: Path) -> str:
         title = (reader.metadata or {}).get("/Title")
     except Exception:  # broken metadata must not cost the document
         title = None
-    title = str(title).strip() if title else ""
-    if not title or title.lower() in {"untitled", "title"} or title.lower().endswith((".doc", ".docx", ".pdf")):
-        return path.stem
+    title = " ".join(str(title).split()) if title else ""
+    if (not title or title.lower() in {"untitled", "title"} or title.lower().endswith((".doc", ".docx", ".pdf"))
+            or _not_a_name(title)):
+        return readable_file_title(path)
     return title
+
+
+def _not_a_name(title: str) -> bool:
+    """Metadata that names no document: markup (`<submission><type> 10-Q`), or an identifier such as an SEC
+    accession number (0000320193-22-000070) with hardly a letter in it."""
+    letters = sum(ch.isalpha() for ch in title)
+    return "<" in title or ">" in title or letters < 3 or letters < len(title.replace(" ", "")) * 0.4
+
+
+_STEM_DATE = re.compile(r"(?<!\d)(19\d{2}|20\d{2})[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])(?!\d)")
+_MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+                "November", "December"]
+
+
+def readable_file_title(path: Path) -> str:
+    """A title from the file name, with a date in it written out ("pati-20230630-10q" -> "pati 10q, June 30,
+    2023"), so a question that names the date in words finds the document's passages."""
+    stem = path.stem
+    found = _STEM_DATE.search(stem)
+    if not found:
+        return stem
+    year, month, day = int(found.group(1)), int(found.group(2)), int(found.group(3))
+    rest = " ".join((stem[:found.start()] + " " + stem[found.end():]).replace("_", " ").replace("-", " ").split())
+    written = f"{_MONTH_NAMES[month - 1]} {day}, {year}"
+    return f"{rest}, {written}" if rest else written
 
 
 _HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
