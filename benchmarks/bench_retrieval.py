@@ -159,6 +159,10 @@ def main() -> None:
     parser.add_argument("--max-questions", type=int, default=None)
     parser.add_argument("--chunk-words", type=int, default=None, help="passage size (default: the pipeline's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep", type=Path, help="keep each corpus's store under this folder and reuse it on the "
+                                                  "next run (unchanged files are not ingested again)")
+    parser.add_argument("--as-is", action="store_true", help="with --keep: search the kept stores as they are, "
+                                                            "even if this version would cut passages differently")
     args = parser.parse_args()
 
     from ingest.embedding import Embedder
@@ -176,12 +180,22 @@ def main() -> None:
             folder = Path(tmp) / corpus
             folder.mkdir()
             questions = CORPORA[corpus](args.data, folder, args.max_questions)
-            store = DocumentStore.open(Path(tmp) / "store")
+            if args.keep:
+                folder = args.keep / f"{corpus}-files"
+                folder.mkdir(parents=True, exist_ok=True)
+                questions = CORPORA[corpus](args.data, folder, args.max_questions)
+            store = DocumentStore.open((args.keep or Path(tmp)) / f"{corpus}-store")
             store.use_embedder(embedder)
             options = {"chunk_words": args.chunk_words} if args.chunk_words else {}
             started = time.perf_counter()
-            report = ingest_paths(store, [folder], **options)
+            if args.keep and args.as_is and store.count_chunks():
+                from ingest.types import IngestReport
+
+                report = IngestReport(unchanged=[r.path for r in store.documents()])
+            else:
+                report = ingest_paths(store, [folder], **options)
             ingest_s = time.perf_counter() - started
+            report.added.extend(report.unchanged)
             if report.failed:
                 print(f"  failed: {report.failed}")
             chunks = store.count_chunks()

@@ -15,7 +15,7 @@ import re
 import threading
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from ingest.store import DocumentStore
@@ -23,8 +23,11 @@ if TYPE_CHECKING:
 
 CANDIDATES = 30
 """Passages each leg hands to fusion."""
-PERIOD_BOOST = 0.5
-"""Added to the fused score (at most 2) of passages from the document whose period the question names."""
+VECTOR_WEIGHT = 0.5
+"""The vector leg's weight against full text's 1 (measured best on long papers and filings; at 1 the vector leg's
+near-misses crowd out exact figures and dates)."""
+PERIOD_BOOST = 1.0
+"""Share of the best fused score added to passages of the document whose period the question names."""
 
 _MONTHS = {m: i for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august",
                                         "september", "october", "november", "december"], start=1)}
@@ -37,8 +40,17 @@ _LATEST = re.compile(r"\b(latest|most recent|newest|last (?:quarter|report|filin
 _PERIOD_ENDED = re.compile(r"period ended\s+" + _MONTH + r"\s+(\d{1,2}),?\s+(\d{4})", re.IGNORECASE)
 
 BENCHMARK_VARIANTS = {
-    "combsum": {"period": False},
-    "combsum+period": {"period": True},
+    "rrf (before)": {"fusion": "rrf"},
+    "combsum": {"period": False, "fusion": "share", "vector_weight": 1.0},
+    "combsum+period": {"period": True, "fusion": "share", "vector_weight": 1.0},
+    "zsum": {"period": False, "fusion": "z", "vector_weight": 1.0},
+    "zsum+period": {"period": True, "fusion": "z", "vector_weight": 1.0},
+    "fts+period": {"period": True, "vector_weight": 0.0},
+    "combsum-v0.5+period": {"period": True, "fusion": "share", "vector_weight": 0.5},
+    "zsum-v0.5+period": {"period": True, "fusion": "z", "vector_weight": 0.5},
+    "zsum-c50+period": {"period": True, "fusion": "z", "candidates": 50},
+    "zsum-v0.5 (no period)": {"period": False, "fusion": "z", "vector_weight": 0.5},
+    "zsum-v0.5+period1.0": {"period": True, "fusion": "z", "vector_weight": 0.5, "period_boost": 1.0},
 }
 """Configurations `benchmarks/bench_retrieval.py` measures beside the store's own modes."""
 
@@ -85,13 +97,10 @@ def _periods(store: "DocumentStore") -> dict[str, date]:
     if cached is not None:
         return cached
     periods: dict[str, date] = {}
-    for record in store.documents():
-        if record.status != "ok":
-            continue
-        first = store.chunks_of(record.doc_id)[:1]
-        found = document_period(record.path, first[0].text if first else "")
+    for doc_id, path, first_text in store.first_passages():
+        found = document_period(path, first_text)
         if found:
-            periods[record.doc_id] = found
+            periods[doc_id] = found
     with _PERIODS_LOCK:
         _PERIODS[key] = periods
     return periods
@@ -109,12 +118,47 @@ def _scaled(hits: list["SearchHit"]) -> dict[str, float]:
     return {chunk_id: score / top if top > 0 else 0.0 for chunk_id, score in best.items()}
 
 
-def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = True,
-           candidates: int = CANDIDATES) -> list["SearchHit"]:
-    """The `k` best passages: vector and full-text candidates fused by scaled score, then (with `period`) those
-    of the document whose period the question names, or of the newest document for "latest", moved up."""
+def _reciprocal_rank(store: "DocumentStore", query: str, k: int,
+                     documents: Sequence[str] | None) -> list["SearchHit"]:
+    """Reciprocal-rank fusion (Cormack et al. 2009) over 4k candidates a leg: what hybrid search did before;
+    kept to measure against."""
     from dataclasses import replace
 
+    depth, fused, hits = max(k * 4, 20), {}, {}
+    for mode in ("vector", "fts"):
+        for rank, hit in enumerate(store.search(query, k=depth, mode=mode, documents=documents), start=1):
+            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (60 + rank)
+            hits.setdefault(hit.chunk_id, hit)
+    best = sorted(fused, key=lambda chunk_id: fused[chunk_id], reverse=True)[:k]
+    return [replace(hits[chunk_id], score=fused[chunk_id]) for chunk_id in best]
+
+
+def _standardised(hits: list["SearchHit"]) -> dict[str, float]:
+    """How far each passage stands above this leg's typical candidate, in standard deviations (0 at or below
+    the mean): a leg whose candidates all score alike adds little, a clear winner adds much."""
+    import statistics
+
+    best: dict[str, float] = {}
+    for hit in hits:
+        best[hit.chunk_id] = max(best.get(hit.chunk_id, hit.score), hit.score)
+    if len(best) < 3:
+        return {chunk_id: 1.0 for chunk_id in best}
+    mean, spread = statistics.fmean(best.values()), statistics.pstdev(best.values())
+    if spread <= 0:
+        return {chunk_id: 0.0 for chunk_id in best}
+    return {chunk_id: max(0.0, (score - mean) / spread) for chunk_id, score in best.items()}
+
+
+def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = True,
+           candidates: int = CANDIDATES, fusion: str = "z", vector_weight: float = VECTOR_WEIGHT,
+           documents: Sequence[str] | None = None, period_boost: float | None = None) -> list["SearchHit"]:
+    """The `k` best passages: vector and full-text candidates fused by standardised score (`fusion="z"`, or
+    "share" of each leg's best), then (with `period`) those of the document whose period the question names, or
+    of the newest document for "latest", moved up. `documents` (paths or ids) restricts the search."""
+    from dataclasses import replace
+
+    if fusion == "rrf":
+        return _reciprocal_rank(store, query, k, documents)
     wanted: set[str] = set()
     if period:
         kind, month = query_period(query)
@@ -125,20 +169,26 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
                 wanted = {doc for doc, when in periods.items() if when == newest}
             elif month is not None:
                 wanted = {doc for doc, when in periods.items() if (when.year, when.month) == month}
-    vector = store.search(query, k=candidates, mode="vector")
-    text = store.search(query, k=candidates, mode="fts")
+    if documents:
+        allowed = {r.doc_id for r in store.resolve_documents(list(documents))[0]}
+        wanted &= allowed
+    vector = store.search(query, k=candidates, mode="vector", documents=documents)
+    text = store.search(query, k=candidates, mode="fts", documents=documents)
     if wanted:  # the named period's own passages compete even when other documents fill the top candidates
         vector += store.search(query, k=candidates // 3, mode="vector", documents=sorted(wanted))
         text += store.search(query, k=candidates // 3, mode="fts", documents=sorted(wanted))
     hits = {h.chunk_id: h for h in vector + text}
     fused: dict[str, float] = {}
-    for scores in (_scaled(vector), _scaled(text)):
+    scale = _standardised if fusion == "z" else _scaled
+    for weight, scores in ((vector_weight, scale(vector)), (1.0, scale(text))):
         for chunk_id, score in scores.items():
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + score
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * score
+    boost = (PERIOD_BOOST if period_boost is None else period_boost) * max(fused.values(), default=0.0)
     for chunk_id, hit in hits.items():
         if hit.doc_id in wanted:
-            fused[chunk_id] += PERIOD_BOOST
-    best = sorted(fused, key=lambda chunk_id: fused[chunk_id], reverse=True)[:k]
+            fused[chunk_id] += boost
+    # On a tie the named period's passage goes first.
+    best = sorted(fused, key=lambda chunk_id: (fused[chunk_id], hits[chunk_id].doc_id in wanted), reverse=True)[:k]
     return [replace(hits[chunk_id], score=fused[chunk_id]) for chunk_id in best]
 
 

@@ -600,7 +600,8 @@ class DocumentStore:
     def search(self, query: str, *, k: int = 5, mode: str = "hybrid",
                documents: Sequence[str] | None = None) -> list[SearchHit]:
         """The `k` best passages for `query`. `vector`: cosine similarity of embeddings (finds paraphrases);
-        `fts`: BM25 over words (finds exact names, codes and numbers); `hybrid`: both, fused by reciprocal rank.
+        `fts`: BM25 over words (finds exact names, codes and numbers); `hybrid`: both, fused by standardised
+        score and preferring the document of a period the question names (`ingest.retrieval`).
         `documents` (paths or ids) restricts the search to those documents."""
         if mode not in ("hybrid", "vector", "fts"):
             raise StoreError(f"unknown search mode '{mode}': use hybrid, vector or fts")
@@ -617,15 +618,9 @@ class DocumentStore:
             return [self._hit(row, row["_score"]) for row in self._vector_rows(table, query, k, where)]
         if mode == "fts":
             return [self._hit(row, row["_score"]) for row in self._fts_rows(table, query, k, where)]
-        depth = max(k * 4, 20)
-        fused: dict[str, float] = {}
-        rows: dict[str, dict] = {}
-        for ranked in (self._vector_rows(table, query, depth, where), self._fts_rows(table, query, depth, where)):
-            for rank, row in enumerate(ranked, start=1):
-                fused[row["chunk_id"]] = fused.get(row["chunk_id"], 0.0) + 1.0 / (RRF_K + rank)
-                rows.setdefault(row["chunk_id"], row)
-        best = sorted(fused, key=lambda chunk_id: fused[chunk_id], reverse=True)[:k]
-        return [self._hit(rows[chunk_id], fused[chunk_id]) for chunk_id in best]
+        from ingest.retrieval import search as fused_search
+
+        return fused_search(self, query, k=k, documents=documents)
 
     def _vector_rows(self, table, query: str, limit: int, where: str | None) -> list[dict]:
         vector = self.embedder.embed_query(query)
@@ -670,6 +665,15 @@ class DocumentStore:
                 .where(f"doc_id = {_sql_str(doc_id)} AND ordinal >= {ordinal - window} AND ordinal <= {ordinal + window}")
                 .select(_HIT_COLUMNS).limit(None).to_arrow().to_pylist())
         return [self._hit(row, 0.0) for row in sorted(rows, key=lambda r: r["ordinal"])]
+
+    def first_passages(self) -> list[tuple[str, str, str]]:
+        """(doc_id, path, text of its first passage) of every document, read in one scan (a document's cover
+        page names what it is and the period it covers)."""
+        table = self._chunks()
+        if table is None:
+            return []
+        rows = table.search().where("ordinal = 0").select(["doc_id", "path", "text"]).limit(None).to_arrow()
+        return [(r["doc_id"], r["path"], r["text"] or "") for r in rows.to_pylist()]
 
     def chunks_of(self, doc: str) -> list[SearchHit]:
         """All passages of one document (path or id) in reading order."""
