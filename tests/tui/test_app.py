@@ -147,9 +147,10 @@ async def test_unavailable_model_offers_the_demo_model_in_one_key(make_app, tmp_
     missing = tmp_path / "no-such-model"
     app = make_app(engine=None, model={"engine": "transformers", "model": str(missing)})
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelSetupScreen), what="the model setup dialog")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelSetupScreen)
+                       and "No usable model yet" in screen_text(app), what="the model setup dialog")
         shown = " ".join(screen_text(app).split())
-        assert "No usable model yet" in shown and str(missing) in shown
+        assert str(missing) in shown
 
         await pilot.press("d")
         await wait_for(pilot, lambda: app.generator_status[0] == "ready", what="the demo model")
@@ -162,7 +163,8 @@ async def test_a_model_folder_typed_in_the_setup_dialog_is_verified_saved_and_lo
     missing = tmp_path / "no-such-model"
     app = make_app(engine=None, model={"engine": "transformers", "model": str(missing)})
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelSetupScreen), what="the model setup dialog")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelSetupScreen)
+                       and "No usable model yet" in screen_text(app), what="the model setup dialog")
         await pilot.press("p")
         await pilot.press(*str(locations.demo_model_path()), "enter")
         await wait_for(pilot, lambda: app.generator_status[0] == "ready", timeout=120, what="the model to load")
