@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import re
 import sys
 import time
 from dataclasses import replace
@@ -35,48 +34,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from selfrag_tui.application import locations  # noqa: E402
 from selfrag_tui.engines.llamacpp_engine import LlamaCppEngine  # noqa: E402
 from selfrag_tui.reflection import ReflectionVocab  # noqa: E402
 from selfrag_tui.selfrag.decoder import SelfRagDecoder  # noqa: E402
 from selfrag_tui.selfrag.settings import DecodingSettings  # noqa: E402
-from selfrag_tui.selfrag.types import Passage  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_decoder import OverlapRetriever, sample_passages  # noqa: E402  (the same corpus and retriever)
 
 QUESTION = "How long does the warranty last and what does it cover?"
 BATCH_GOAL = 2.0
 REUSE_GOAL = 1.2
-
-
-_WORDS = re.compile(r"\w+")
-
-
-def sample_passages() -> list[Passage]:
-    """The sample_docs chunks, as the document store would hold them."""
-    from ingest.chunking import chunk_document
-    from ingest.loaders import load_file
-
-    passages: list[Passage] = []
-    for path in sorted(locations.sample_docs_path().iterdir()):
-        if path.suffix.lower() not in (".pdf", ".md", ".txt"):
-            continue
-        document = load_file(path)
-        for chunk in chunk_document(document):
-            passages.append(Passage(id=f"{path.name}#{chunk.ordinal}", title=chunk.title, text=chunk.text,
-                                    source=str(path), doc_title=document.title))
-    return passages
-
-
-class OverlapRetriever:
-    """Ranks passages by shared words with the query: deterministic and nearly free."""
-
-    def __init__(self, passages: list[Passage]) -> None:
-        self.passages = passages
-        self.words = [set(_WORDS.findall(f"{p.title} {p.text}".lower())) for p in passages]
-
-    def __call__(self, query: str, k: int) -> list[Passage]:
-        query_words = set(_WORDS.findall(query.lower()))
-        ranked = sorted(range(len(self.passages)), key=lambda i: (-len(query_words & self.words[i]), i))
-        return [self.passages[i] for i in ranked[:k]]
 
 
 class SeenTokens:
