@@ -26,10 +26,7 @@ from ingest.errors import (
     UnsupportedFile,
 )
 
-PDF_SUFFIXES = {".pdf"}
-MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd", ".mkdn", ".mdx"}
-TEXT_SUFFIXES = {".txt", ".text", ".rst", ".org", ".adoc", ".asciidoc", ".asc", ""}
-SUPPORTED_SUFFIXES = PDF_SUFFIXES | MARKDOWN_SUFFIXES | TEXT_SUFFIXES
+from ingest.formats import MARKDOWN_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, TEXT_SUFFIXES  # noqa: F401
 
 # Bump when the text a loader gives for the same bytes changes: failed files are tried again, and stores
 # re-read their documents (the version is part of each document's recipe).

@@ -18,15 +18,13 @@ from typing import Callable, Iterable, Sequence
 
 from ingest.chunking import Chunk, chunk_document, chunking_recipe, fit_to_window
 from ingest.errors import EmptyDocument, FileTooLarge, LoadError, StoreError
+from ingest.formats import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from ingest.loaders import SUPPORTED_SUFFIXES, load_file, looks_like_text, read_bytes
 from ingest.store import DocumentStore, DocumentWrite
 from ingest.types import IngestProgress, IngestReport
 
-DEFAULT_INCLUDE = sorted(f"*{suffix}" for suffix in SUPPORTED_SUFFIXES if suffix)
-"""Every format the loaders read; files without an extension are read too when their bytes look like text."""
 _LEGACY_DEFAULT_INCLUDE = ["*.pdf", "*.md", "*.markdown", "*.txt", "*.rst"]
 """The default before every readable format was included: settings that still carry it mean "the default"."""
-DEFAULT_EXCLUDE = [".*", "node_modules", "__pycache__"]
 GROUP_CHUNKS = 256
 """Passages embedded and committed together."""
 

@@ -27,6 +27,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from ingest.formats import DEFAULT_INCLUDE
 from selfrag_tui.application import locations
 from selfrag_tui.engines.settings import DEFAULT_MODEL, ModelSettings
 from selfrag_tui.selfrag.settings import DecodingSettings
@@ -60,6 +61,10 @@ class StoreSettings(BaseModel):
         20_000, ge=1, title="Vector index from",
         description="build an ANN vector index once the store holds this many passages",
     )
+    lock_wait_s: float = Field(
+        600.0, ge=0.0, le=86_400.0, title="Wait for another writer (s)",
+        description="how long an ingest or removal waits while another process writes to the store",
+    )
 
 
 class IngestSettings(BaseModel):
@@ -68,8 +73,8 @@ class IngestSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     include: list[str] = Field(
-        default_factory=lambda: ["*.pdf", "*.md", "*.markdown", "*.txt", "*.rst"], title="Include",
-        description="file patterns a folder ingest reads",
+        default_factory=lambda: list(DEFAULT_INCLUDE), title="Include",
+        description="file patterns a folder ingest reads (case-insensitive; default: every format it can read)",
     )
     exclude: list[str] = Field(
         default_factory=lambda: [".*", "node_modules", "__pycache__"], title="Exclude",
@@ -80,6 +85,14 @@ class IngestSettings(BaseModel):
                                      description="words repeated between neighbouring passages")
     max_file_mb: float = Field(100.0, gt=0.0, le=100_000.0, title="Max file size (MB)",
                                description="larger files are skipped with a reason")
+    pdf_time_budget_s: float | None = Field(
+        None, gt=0.0, le=86_400.0, title="PDF time budget (s)",
+        description="seconds one PDF may take to read before it fails as too slow; empty: 60 s plus 1 s per page",
+    )
+    password_file: Path | None = Field(
+        None, title="Password file",
+        description='TOML file mapping PDF paths or patterns to passwords ("bank/*.pdf" = "secret")',
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "IngestSettings":
