@@ -67,3 +67,7 @@ class FileTooLarge(LoadError):
 
 class UnsupportedFile(LoadError):
     """No loader handles this kind of file."""
+
+
+class PasswordFileError(StoreError):
+    """The password file cannot be read or parsed. The message names the file and line, never a password."""

@@ -609,8 +609,9 @@ def _decrypt(reader, path: Path, password: str | None) -> None:
 def _encrypted(path: Path, password: str | None) -> EncryptedPdf:
     if password:
         return EncryptedPdf(str(path), "wrong password: the password given does not open this encrypted PDF "
-                                       "(check --password)")
-    return EncryptedPdf(str(path), "encrypted PDF: needs a password; run again with --password PASSWORD")
+                                       "(check --password or its entry in the password file)")
+    return EncryptedPdf(str(path), "encrypted PDF: needs a password; run again with --password PASSWORD, or "
+                                   "list it in a password file (--password-file)")
 
 
 def _pdf_title(reader, path: Path) -> str:

@@ -222,9 +222,12 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
                  password: str | None = None, chunk_words: int = 150, overlap_words: int = 30,
                  max_file_mb: float = 100.0, on_progress: Callable[[IngestProgress], None] | None = None,
                  cancel: threading.Event | None = None, group_chunks: int = GROUP_CHUNKS,
-                 pdf_time_budget_s: float | None = None) -> IngestReport:
+                 pdf_time_budget_s: float | None = None,
+                 passwords: Callable[[Path], str | None] | None = None) -> IngestReport:
     """Bring the store up to date with `paths`. With `sync`, documents whose files are gone (or that no longer
-    match the patterns under a folder given) are removed. Cancelling keeps everything committed so far."""
+    match the patterns under a folder given) are removed. Cancelling keeps everything committed so far.
+    `passwords(path)` gives each encrypted PDF its own password (e.g. `PasswordBook.for_path`); without it every
+    file gets `password`."""
     report = IngestReport()
     found = discover(paths, include=include, exclude=exclude)
     report.failed.update(found.missing)
@@ -298,7 +301,8 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
             path = str(candidate.path)
             progress.emit(current_path=path, phase="reading")
             previous = known.get(path)
-            outcome = _prepare(candidate, previous, password=password, chunk_words=chunk_words,
+            file_password = passwords(candidate.path) if passwords is not None else password
+            outcome = _prepare(candidate, previous, password=file_password, chunk_words=chunk_words,
                                overlap_words=overlap_words, max_file_mb=max_file_mb,
                                pdf_time_budget_s=pdf_time_budget_s)
             if outcome is None:  # unchanged

@@ -254,6 +254,7 @@ class Session:
                 embedder=embedder or settings.store.embedder,
                 vector_index_threshold=settings.store.vector_index_threshold,
                 embed_batch_size=settings.store.embed_batch_size,
+                lock_wait_s=settings.store.lock_wait_s,
                 allow_embedder_change=allow_embedder_change,
             )
         except Exception as exc:
@@ -368,11 +369,15 @@ class Session:
         include: list[str] | None = None,
         exclude: list[str] | None = None,
         password: str | None = None,
+        password_file: Path | str | None = None,
         what: str = "",
         on_progress: Callable[["IngestProgress"], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> "IngestReport":
-        """Add or update `paths` with the settings' chunking and file rules. One ingest at a time (SessionBusy)."""
+        """Add or update `paths` with the settings' chunking and file rules. One ingest at a time (SessionBusy).
+        Encrypted PDFs get their password from `password_file` (default: the `ingest.password_file` setting),
+        then `password`; a password file that cannot be used fails the run (PasswordFileError) before any file
+        is read."""
         if not self._ingest_lock.acquire(blocking=False):
             raise SessionBusy("an ingest is already running; wait for it or stop it first")
         what = what or ", ".join(Path(p).name or str(p) for p in paths)
@@ -386,6 +391,17 @@ class Session:
             from ingest.errors import StoreError
             from ingest.pipeline import ingest_paths
 
+            ingest = self.settings.ingest
+            book = None
+            password_file = password_file if password_file is not None else ingest.password_file
+            if password_file is not None:
+                from ingest.passwords import PasswordBook
+
+                try:
+                    book = PasswordBook.load(password_file, default=password)
+                except StoreError as exc:
+                    error = str(exc)
+                    raise
             store = self.require_store()
             with MODEL_LOAD_LOCK:  # the embedder loads here, not concurrently with the generator
                 store.embedder  # noqa: B018
@@ -395,7 +411,6 @@ class Session:
                 if on_progress is not None:
                     on_progress(update)
 
-            ingest = self.settings.ingest
             try:
                 report = ingest_paths(
                     store, [str(p) for p in paths], sync=sync,
@@ -403,7 +418,11 @@ class Session:
                     exclude=ingest.exclude if exclude is None else exclude,
                     password=password, chunk_words=ingest.chunk_words, overlap_words=ingest.chunk_overlap_words,
                     max_file_mb=ingest.max_file_mb, on_progress=progress, cancel=cancel,
+                    pdf_time_budget_s=ingest.pdf_time_budget_s,
+                    passwords=book.for_path if book is not None else None,
                 )
+                if book is not None and book.warnings:  # e.g. other users can read it
+                    report.warnings.setdefault(str(password_file), []).extend(book.warnings)
             except StoreError as exc:
                 error = str(exc)
                 raise

@@ -36,7 +36,8 @@ def add_arguments(p: "argparse.ArgumentParser") -> None:
     p.add_argument("--sync", action="store_true", help="also remove documents whose files are gone")
     p.add_argument("--include", action="append", metavar="GLOB", help="only files matching GLOB (repeatable)")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="skip files or folders matching GLOB")
-    p.add_argument("--password", metavar="PW", help="password for encrypted PDFs")
+    p.add_argument("--password", metavar="PW", help="password for encrypted PDFs the password file "
+                                                    "(--password-file) has no entry for")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
