@@ -71,6 +71,11 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "library_resync", "ctrl+r", "resync", "Re-sync",
         "Re-read changed files and drop documents whose files are gone", "library",
     ),
+    ActionSpec(
+        "library_unlock", "ctrl+u", "unlock_document", "Password",
+        "Enter the password of the selected encrypted PDF and read it again (Enter on its row does the same)",
+        "library",
+    ),
     ActionSpec("library_cancel", "escape", "cancel_ingest", "Stop ingest", "Stop the running ingest", "library"),
     # Settings.
     ActionSpec("settings_apply", "ctrl+s", "apply", "Apply & save", "Apply to the next turn and save", "settings"),

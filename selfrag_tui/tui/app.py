@@ -153,9 +153,10 @@ class SelfRagApp(App[int]):
     def refresh_store(self) -> None:
         self.session.refresh_store_status()
 
-    @work(thread=True, group="ingest", exit_on_error=False)
-    def ingest_worker(self, paths: Sequence[Path | str], sync: bool, what: str) -> None:
-        self._ingest(lambda: self.session.ingest(paths, sync=sync, what=what))
+    # A fixed description: the default one lists the arguments, and a password is one of them.
+    @work(thread=True, group="ingest", exit_on_error=False, description="ingest")
+    def ingest_worker(self, paths: Sequence[Path | str], sync: bool, what: str, password: str | None = None) -> None:
+        self._ingest(lambda: self.session.ingest(paths, sync=sync, what=what, password=password))
 
     def _ingest(self, run) -> None:
         from selfrag_tui.application.session import SessionBusy
@@ -249,7 +250,7 @@ class SelfRagApp(App[int]):
             return
         self.ingest_status = ("busy", "starting…")
         what = message.what or ", ".join(Path(p).name or str(p) for p in message.paths)
-        self.ingest_worker(list(message.paths), message.sync, what)
+        self.ingest_worker(list(message.paths), message.sync, what, message.password)
 
     @on(msg.CancelIngest)
     def _cancel_ingest(self) -> None:

@@ -42,6 +42,8 @@ class StartIngest(Message):
     paths: list[Path | str]
     sync: bool = False
     what: str = ""
+    password: str | None = field(default=None, repr=False)
+    """For encrypted PDFs among `paths` (typed in the library's password prompt); never shown."""
 
 
 class CancelIngest(Message):

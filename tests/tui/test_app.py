@@ -238,3 +238,41 @@ async def test_the_setup_dialog_downloads_the_chosen_variant_with_progress_and_l
             assert chat(app).answers
     finally:
         hub.close()
+
+
+async def test_an_encrypted_pdf_is_unlocked_from_the_library_with_a_typed_password(make_app, empty_store, tmp_path):
+    from ingest.pipeline import ingest_paths
+    from pdf_factory import encrypted_pdf
+    from selfrag_tui.tui.screens.password import PasswordScreen
+
+    locked = encrypted_pdf(tmp_path / "statement.pdf", "heron-42", "The statement lists the kestrel fund.")
+    assert "needs a password" in ingest_paths(empty_store, [locked]).failed[str(locked)]
+    app = make_app(store=empty_store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: len(app.screen.documents) == 1, what="the library table")
+        assert "needs a password" in screen_text(app)
+
+        async def unlock_with(password: str) -> str:
+            before = app.session.last_ingest_report
+            app.screen.query_one("#documents").focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen), what="the password prompt")
+            await pilot.press(*password)
+            assert password not in screen_text(app)  # the field is masked
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.session.last_ingest_report is not before
+                           and not app.session.ingest_running, what="the file to be read again")
+            await wait_for(pilot, lambda: app.screen.documents and app.screen.documents[0].status
+                           == empty_store.document(str(locked)).status, what="the table to refresh")
+            return screen_text(app)
+
+        shown = await unlock_with("falcon-7")
+        assert "wrong password" in shown and empty_store.document(str(locked)).status == "failed"
+        assert "falcon-7" not in shown
+
+        shown = await unlock_with("heron-42")
+        assert empty_store.document(str(locked)).status == "ok" and "✓ ok" in shown
+        assert [h.path for h in empty_store.search("kestrel fund", k=1, mode="fts")] == [str(locked)]
+        assert "heron-42" not in shown and "heron-42" not in repr(app.workers)

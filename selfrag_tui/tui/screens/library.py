@@ -125,6 +125,12 @@ class LibraryScreen(Screen):
             table.move_cursor(row=min(selected, len(message.documents) - 1))
         self._show_selected_problem()
 
+    @on(DataTable.RowSelected, "#documents")
+    def _row_selected(self) -> None:
+        record = self.selected_document()
+        if record is not None and _needs_password(record):
+            self.action_unlock_document()
+
     @on(DataTable.RowHighlighted, "#documents")
     def _row_highlighted(self) -> None:
         self._show_selected_problem()
@@ -196,6 +202,8 @@ class LibraryScreen(Screen):
         words.append(f" · {progress.pages_done} page(s) · {progress.chunks_done} passage(s)")
         if progress.eta_seconds is not None and progress.documents_done < progress.documents_total:
             words.append(f" · ETA {format_eta(progress.eta_seconds)}")
+        if progress.note:
+            words.append(f" · {clean_text(progress.note)}")
         if progress.current_path:
             words.append("\n")
             words.append(clean_text(progress.current_path), style="dim")
@@ -216,6 +224,14 @@ class LibraryScreen(Screen):
             f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
             f"{len(report.removed)} removed, {len(report.failed)} failed"
         )
+        if report.skipped:
+            summary.append(f", {len(report.skipped)} skipped (not a format read here, excluded or not a file)")
+        if report.warnings:
+            summary.append(f", {len(report.warnings)} with warnings", style="yellow")
+        locked = [path for path, reason in report.failed.items() if _is_password_problem(reason)]
+        if locked:
+            summary.append(f"\n{len(locked)} encrypted PDF(s) need a password: select one in the table and press "
+                           "Enter to type it.", style="yellow")
         label.update(summary)
         bar = self.query_one("#ingest-bar", ProgressBar)
         if not report.cancelled:
@@ -248,6 +264,35 @@ class LibraryScreen(Screen):
         self.post_message(msg.StartIngest([record.path for record in self.documents], sync=True,
                                           what=f"{len(self.documents)} document(s)"))
 
+    def action_unlock_document(self) -> None:
+        """Ask for the selected encrypted PDF's password, then read that one file again with it."""
+        from selfrag_tui.tui.screens.password import PasswordScreen
+
+        record = self.selected_document()
+        if record is None or not _needs_password(record):
+            self.notify("Select a PDF whose problem says it needs a password (or a wrong one was given).",
+                        severity="warning")
+            return
+        if self.session.ingest_running:
+            self.notify("An ingest is already running; wait for it or press Esc to stop it.", title="Ingest busy",
+                        severity="warning")
+            return
+        path = record.path
+
+        def read_again(password: str | None) -> None:
+            if password:
+                self.post_message(msg.StartIngest([path], what=Path(path).name, password=password))
+
+        self.app.push_screen(PasswordScreen(path, record.error or ""), read_again)
+
     def action_cancel_ingest(self) -> None:
         self.post_message(msg.CancelIngest())
 
+
+
+def _is_password_problem(reason: str) -> bool:
+    return "needs a password" in reason or "wrong password" in reason
+
+
+def _needs_password(record: "DocumentRecord") -> bool:
+    return record.status == "failed" and _is_password_problem(record.error or "")
