@@ -8,6 +8,7 @@ a sentence runs across the page break, or where a page holds too little text to 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from ingest.loaders import HEADING_SEPARATOR, LOADER_VERSION, LoadedDocument
 
 # Bump when chunk boundaries change for the same text and settings: stores re-chunk such documents on the next
 # ingest instead of keeping passages cut the old way.
-CHUNKER_VERSION = 4
+CHUNKER_VERSION = 5
 
 
 def chunking_recipe(chunk_words: int, overlap_words: int) -> str:
@@ -51,6 +52,8 @@ class _Sentence:
     text: str
     words: int
     page: int | None
+    before: str = " "
+    """What separated it from the sentence before in the source ("\n\n", "\n" or " "), kept in passages."""
 
 
 # A sentence ends at . ! ? (optionally followed by quotes/brackets) before whitespace, at a blank line, or after
@@ -67,7 +70,8 @@ _TOKEN = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 def count_words(text: str) -> int:
     """Words for sizing passages: whitespace-separated runs, and each CJK character on its own."""
     return len(_TOKEN.findall(text))
-_LIST_ITEM = re.compile(r"\n(?=\s*(?:[-*+]|\d+[.)])\s)")
+_LIST_ITEM = re.compile(r"\n(?=\s*(?:(?:[-*+]|\d+[.)])\s|\|))")
+"""A line break before a list item or a table row: kept, so lists and tables stay one entry per line."""
 
 
 _CODE_BLOCK = re.compile(r"^ {0,3}(```|~~~)[^\n]*\n.*?(?:^ {0,3}\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
@@ -77,27 +81,44 @@ def split_sentences(text: str) -> list[str]:
     """Sentences and list items, whitespace-normalised; a fenced code block is one piece that keeps its line
     breaks and indentation (code flattened onto one line reads wrong and cites wrong). Good enough for windows;
     not a linguistic parser."""
-    pieces: list[str] = []
+    return [piece for piece, _ in _pieces(text)]
+
+
+def _pieces(text: str) -> list[tuple[str, str]]:
+    """`split_sentences` with, for each piece, what separated it from the one before in the source: a blank line
+    ("\n\n", a new paragraph), a line break ("\n", a list item, a table row, a code block) or a space."""
+    pieces: list[tuple[str, str]] = []
     position = 0
     for block in _CODE_BLOCK.finditer(text):
         pieces.extend(_prose_sentences(text[position:block.start()]))
         code = block.group().strip("\n").rstrip()
         if code:
-            pieces.append(code)
+            after_blank_line = _ENDS_WITH_BLANK_LINE.search(text[position:block.start()]) is not None
+            pieces.append((code, "\n\n" if after_blank_line else "\n"))
         position = block.end()
     pieces.extend(_prose_sentences(text[position:]))
     return pieces
 
 
-def _prose_sentences(text: str) -> list[str]:
-    pieces: list[str] = []
-    for block in _SENTENCE_END.split(text):
-        if not block:
-            continue
-        for item in _LIST_ITEM.split(block):
+_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
+_ENDS_WITH_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n[ \t\r\f\v]*$")
+
+
+def _prose_sentences(text: str) -> list[tuple[str, str]]:
+    pieces: list[tuple[str, str]] = []
+    position, before = 0, " "
+    ends = [*_SENTENCE_END.finditer(text), None]
+    for end in ends:
+        block = text[position:end.start() if end is not None else len(text)]
+        for index, item in enumerate(_LIST_ITEM.split(block)):
             item = " ".join(item.split())
             if item:
-                pieces.append(item)
+                pieces.append((item, before if index == 0 else "\n"))
+                before = " "
+        if end is not None:
+            position = end.end()
+            if _BLANK_LINE.search(end.group()):
+                before = "\n\n"
     return pieces
 
 
@@ -114,8 +135,8 @@ def chunk_document(doc: LoadedDocument, *, chunk_words: int = 150, overlap_words
     for section in doc.sections:
         sentences = [
             piece
-            for sentence in split_sentences(section.text)
-            for piece in _split_long(sentence, max_words, section.page)
+            for sentence, before in _pieces(section.text)
+            for piece in _split_long(sentence, max_words, section.page, before)
         ]
         if sentences:
             flows.append((section.heading, sentences))
@@ -130,7 +151,7 @@ def chunk_document(doc: LoadedDocument, *, chunk_words: int = 150, overlap_words
             chunks.append(
                 Chunk(
                     title=title,
-                    text=_join(s.text for s in window),
+                    text=_join((s.text, s.before) for s in window),
                     page_start=min(pages) if pages else None,
                     page_end=max(pages) if pages else None,
                     heading=heading,
@@ -163,10 +184,10 @@ def fit_to_window(chunks: list[Chunk], count_tokens, max_tokens: int) -> list[Ch
 
 
 def _halves(chunk: Chunk) -> list[Chunk]:
-    sentences = split_sentences(chunk.text)
+    sentences = _pieces(chunk.text)
     if len(sentences) >= 2:
-        total, running, cut = sum(len(s) for s in sentences), 0, 1
-        for index, sentence in enumerate(sentences[:-1], start=1):
+        total, running, cut = sum(len(s) for s, _ in sentences), 0, 1
+        for index, (sentence, _) in enumerate(sentences[:-1], start=1):
             running += len(sentence)
             cut = index
             if running >= total / 2:
@@ -186,13 +207,16 @@ _SENTENCE_CLOSED = re.compile(r"[.!?:;。！？][\"')\]」』）]*$")
 _CJK_EDGE = re.compile(f"[{_CJK}\u3000-\u303f\uff00-\uffef]")
 
 
-def _join(texts) -> str:
-    """Sentences joined by a space, except between two CJK sentences (written without one) and around a code
-    block (a line break)."""
+def _join(pieces) -> str:
+    """(sentence, what came before it) pairs joined as in the source: paragraphs by a blank line, list items and
+    table rows by a line break, a code block on lines of its own, other sentences by a space (none between two
+    CJK sentences, which are written without one)."""
     out, previous = "", ""
-    for text in texts:
-        if out and ("\n" in text or "\n" in previous):
-            out += "\n"  # a code block stays on lines of its own
+    for text, before in pieces:
+        if out and before == "\n\n":
+            out += "\n\n"
+        elif out and (before == "\n" or "\n" in text or "\n" in previous):
+            out += "\n"
         elif out and not (_CJK_EDGE.match(out[-1]) and _CJK_EDGE.match(text[:1])):
             out += " "
         out += text
@@ -230,12 +254,12 @@ def _join_pages(flows: list[tuple[str | None, list[_Sentence]]], min_words: int)
     return joined
 
 
-def _split_long(sentence: str, max_words: int, page: int | None) -> list[_Sentence]:
+def _split_long(sentence: str, max_words: int, page: int | None, before: str = " ") -> list[_Sentence]:
     """A "sentence" longer than a window (a table, a run-on line without punctuation, CJK text without stops) is
     cut into word runs, keeping the text between them as it was (no spaces put between CJK characters)."""
     tokens = list(_TOKEN.finditer(sentence))
     if len(tokens) <= max_words:
-        return [_Sentence(sentence, len(tokens), page)]
+        return [_Sentence(sentence, len(tokens), page, before)]
     step = max_words * 3 // 4
     if "\n" in sentence:  # a code block: cut between lines, never inside one
         pieces, lines, words = [], [], 0
@@ -249,12 +273,12 @@ def _split_long(sentence: str, max_words: int, page: int | None) -> list[_Senten
         if lines:
             pieces.append(_Sentence("\n".join(lines), words, page))
         if all(piece.words <= max_words for piece in pieces):
-            return pieces
+            return [dataclasses.replace(pieces[0], before=before), *pieces[1:]]
     pieces = []
     for i in range(0, len(tokens), step):
         run = tokens[i:i + step]
         pieces.append(_Sentence(sentence[run[0].start():run[-1].end()], len(run), page))
-    return pieces
+    return [dataclasses.replace(pieces[0], before=before), *pieces[1:]]
 
 
 def _windows(sentences: list[_Sentence], target: int, overlap: int, max_words: int) -> list[list[_Sentence]]:

@@ -92,10 +92,32 @@ def test_code_blocks_keep_their_lines() -> None:
     assert split_sentences(text) == ["Water the plants daily.", "Use this helper:", code, "It checks first."]
     doc = LoadedDocument(path="x.md", title="Garden", sections=[Section(text, heading="Care")], kind="markdown")
     (chunk,) = chunk_document(doc)
-    assert chunk.text == f"Water the plants daily. Use this helper:\n{code}\nIt checks first."
+    assert chunk.text == f"Water the plants daily. Use this helper:\n\n{code}\n\nIt checks first."
     # A code block longer than a passage is cut between its lines' words, its line breaks kept.
     long_code = "```\n" + "\n".join(f"step_{i} = run({i})" for i in range(200)) + "\n```"
     doc = LoadedDocument(path="y.md", title="Script", sections=[Section(long_code)], kind="markdown")
     chunks = chunk_document(doc, chunk_words=60, overlap_words=10)
     assert len(chunks) > 3 and all("\n" in c.text for c in chunks)
     assert all(f"step_{i} = run({i})" in "\n".join(c.text for c in chunks) for i in range(200))
+
+
+def test_paragraphs_lists_and_tables_keep_their_line_breaks() -> None:
+    from ingest.loaders import LoadedDocument, Section
+
+    text = ("Soak the beans overnight. Drain them in the morning.\n\n"
+            "Cook them slowly;\nthe skins stay whole.\n\n"
+            "You need:\n- 500 g beans\n- 2 bay leaves\n1. soak\n2. simmer\n\n"
+            "| bean | hours |\n|------|-------|\n| pinto | 2 |\n| kidney | 3 |")
+    doc = LoadedDocument(path="beans.md", title="Beans", sections=[Section(text, heading="Method")], kind="markdown")
+    (chunk,) = chunk_document(doc)
+    assert chunk.text == (
+        "Soak the beans overnight. Drain them in the morning.\n\n"
+        "Cook them slowly; the skins stay whole.\n\n"  # a wrapped line inside a paragraph is a space
+        "You need:\n- 500 g beans\n- 2 bay leaves\n1. soak\n2. simmer\n\n"
+        "| bean | hours |\n|------|-------|\n| pinto | 2 |\n| kidney | 3 |")
+    # A passage cut to fit the embedder keeps the breaks of each half.
+    from ingest.chunking import fit_to_window
+
+    halves = fit_to_window([chunk], lambda texts: [len(t.split()) for t in texts], 30)
+    assert len(halves) >= 2 and "\n".join(h.text for h in halves).count("\n- ") == 2
+    assert any(h.text.startswith("| bean | hours |\n|------|") or "\n| bean | hours |\n" in h.text for h in halves)
