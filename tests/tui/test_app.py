@@ -252,13 +252,16 @@ async def test_an_encrypted_pdf_is_unlocked_from_the_library_with_a_typed_passwo
         await ready(pilot)
         await pilot.press("f3")
         await wait_for(pilot, lambda: len(app.screen.documents) == 1, what="the library table")
-        assert "needs a password" in screen_text(app)
+        shown = " ".join(screen_text(app).split())
+        assert "needs a password" in shown and "Press Enter to type its password" in shown
 
         async def unlock_with(password: str) -> str:
             before = app.session.last_ingest_report
             app.screen.query_one("#documents").focus()
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen), what="the password prompt")
+            prompt = " ".join(screen_text(app).split())
+            assert "opens only with its password" in prompt or "did not open" in prompt
             await pilot.press(*password)
             assert password not in screen_text(app)  # the field is masked
             await pilot.press("enter")

@@ -144,7 +144,10 @@ class LibraryScreen(Screen):
             label.display = False
             return
         label.display = True
-        label.update(Text(f"{Path(record.path).name}: ", style="bold") + Text(clean_text(problem)))
+        shown = Text(f"{Path(record.path).name}: ", style="bold") + Text(clean_text(problem))
+        if _needs_password(record):
+            shown.append("  Press Enter to type its password.", style="bold yellow")
+        label.update(shown)
 
     def selected_document(self) -> "DocumentRecord | None":
         table = self.query_one("#documents", DataTable)

@@ -31,7 +31,10 @@ class PasswordScreen(ModalScreen[str | None]):
             title = Text("Password for ", style="bold")
             title.append(clean_text(Path(self.path).name))
             yield Static(title, classes="dialog-title")
-            yield Static(Text(clean_text(self.reason), style="yellow"), id="password-reason")
+            # The stored reason speaks to the command line (--password); here the cause is enough.
+            cause = ("The password typed last time did not open this file." if "wrong password" in self.reason
+                     else "This PDF is encrypted: it opens only with its password.")
+            yield Static(Text(cause, style="yellow"), id="password-reason")
             yield Input(password=True, placeholder="password", id="password-input")
             yield Static(Text("Enter reads the file with this password; it is not saved. To keep passwords for "
                               "many files, list them in a password file (setting ingest.password_file). "
