@@ -6,7 +6,9 @@ other leg's right answer down. Here each leg's scores are divided by its best sc
 passage one leg finds far ahead of the rest stays ahead unless the other leg clearly disagrees.
 
 A document's period comes from its file name (`...-20230630-...`, `2023-06-30`) or from its first passage
-("for the quarterly period ended June 30, 2023"); both are common in reports and filings.
+("for the quarterly period ended June 30, 2023"); both are common in reports and filings. Where the store holds
+reports of several companies, a question naming one ("Patriot's latest quarter") prefers that company's documents
+(`ingest.facts` reads the issuer from the cover page).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import re
 import threading
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
+
+from ingest.facts import DocumentFacts, issuer_words, read_facts
 
 if TYPE_CHECKING:
     from ingest.store import DocumentStore
@@ -34,10 +37,8 @@ _MONTHS = {m: i for i, m in enumerate(["january", "february", "march", "april", 
 _MONTH = "(" + "|".join(_MONTHS) + ")"
 _FULL_DATE = re.compile(_MONTH + r"\s+(\d{1,2}),?\s+(\d{4})", re.IGNORECASE)
 _MONTH_YEAR = re.compile(_MONTH + r"\s+(\d{4})", re.IGNORECASE)
-_NAME_DATE = re.compile(r"(?<!\d)(20\d{2}|19\d{2})-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
 _LATEST = re.compile(r"\b(latest|most recent|newest|last (?:quarter|report|filing)|current (?:quarter|report))\b",
                      re.IGNORECASE)
-_PERIOD_ENDED = re.compile(r"period ended\s+" + _MONTH + r"\s+(\d{1,2}),?\s+(\d{4})", re.IGNORECASE)
 
 BENCHMARK_VARIANTS = {
     "rrf (before)": {"fusion": "rrf"},
@@ -70,40 +71,38 @@ def query_period(query: str) -> tuple[str, tuple[int, int] | None]:
 
 def document_period(path: str, first_text: str) -> date | None:
     """The date a document covers: a date in its file name, else "period ended <date>" on its first passage."""
-    found = _NAME_DATE.search(Path(path).name)
-    if found:
-        try:
-            return date(int(found.group(1)), int(found.group(2)), int(found.group(3)))
-        except ValueError:
-            pass
-    found = _PERIOD_ENDED.search(first_text or "")
-    if found:
-        try:
-            return date(int(found.group(3)), _MONTHS[found.group(1).lower()], int(found.group(2)))
-        except ValueError:
-            return None
-    return None
+    return read_facts(path, first_text).period
 
 
-_PERIODS: dict[tuple[str, int], dict[str, date]] = {}
-_PERIODS_LOCK = threading.Lock()
+_FACTS: dict[tuple[str, int], dict[str, DocumentFacts]] = {}
+_FACTS_LOCK = threading.Lock()
 
 
-def _periods(store: "DocumentStore") -> dict[str, date]:
-    """doc_id -> period, read once per store state (its passage count changes when documents do)."""
+def document_facts(store: "DocumentStore") -> dict[str, DocumentFacts]:
+    """doc_id -> what its cover page says (issuer, kind, period), read once per store state (its passage count
+    changes when documents do)."""
     key = (str(store.path), store.count_chunks())
-    with _PERIODS_LOCK:
-        cached = _PERIODS.get(key)
+    with _FACTS_LOCK:
+        cached = _FACTS.get(key)
     if cached is not None:
         return cached
-    periods: dict[str, date] = {}
-    for doc_id, path, first_text in store.first_passages():
-        found = document_period(path, first_text)
-        if found:
-            periods[doc_id] = found
-    with _PERIODS_LOCK:
-        _PERIODS[key] = periods
-    return periods
+    facts = {doc_id: read_facts(path, first_text) for doc_id, path, first_text in store.first_passages()}
+    with _FACTS_LOCK:
+        _FACTS[key] = facts
+    return facts
+
+
+def query_issuers(query: str, facts: dict[str, DocumentFacts]) -> set[str]:
+    """The documents whose issuer the question names ("Patriot's fuel costs"), when the store holds documents
+    of more than one issuer; empty otherwise."""
+    issuers = {f.issuer for f in facts.values() if f.issuer}
+    if len(issuers) < 2:
+        return set()
+    words = set(re.findall(r"[a-z0-9&]+", query.lower()))
+    named = {issuer for issuer in issuers if issuer_words(issuer) & words}
+    if not named or len(named) == len(issuers):
+        return set()
+    return {doc for doc, f in facts.items() if f.issuer in named}
 
 
 def _scaled(hits: list["SearchHit"]) -> dict[str, float]:
@@ -161,14 +160,19 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
         return _reciprocal_rank(store, query, k, documents)
     wanted: set[str] = set()
     if period:
+        facts = document_facts(store)
+        by_issuer = query_issuers(query, facts)
         kind, month = query_period(query)
-        if kind != "none":
-            periods = _periods(store)
-            if kind == "latest" and periods:
-                newest = max(periods.values())
-                wanted = {doc for doc, when in periods.items() if when == newest}
-            elif month is not None:
-                wanted = {doc for doc, when in periods.items() if (when.year, when.month) == month}
+        # "latest" means the newest of the company named, if one is.
+        periods = {doc: f.period for doc, f in facts.items()
+                   if f.period is not None and (not by_issuer or doc in by_issuer)}
+        if kind == "latest" and periods:
+            newest = max(periods.values())
+            wanted = {doc for doc, when in periods.items() if when == newest}
+        elif kind == "month" and month is not None:
+            wanted = {doc for doc, when in periods.items() if (when.year, when.month) == month}
+        if not wanted:
+            wanted = by_issuer
     if documents:
         allowed = {r.doc_id for r in store.resolve_documents(list(documents))[0]}
         wanted &= allowed
@@ -192,4 +196,4 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
     return [replace(hits[chunk_id], score=fused[chunk_id]) for chunk_id in best]
 
 
-__all__ = ["BENCHMARK_VARIANTS", "document_period", "query_period", "search"]
+__all__ = ["BENCHMARK_VARIANTS", "document_facts", "document_period", "query_issuers", "query_period", "search"]
