@@ -62,6 +62,13 @@ class DocumentFacts:
         return " · ".join(p for p in parts if p)
 
 
+def label_from_metadata(metadata: dict[str, str]) -> str:
+    """The `DocumentFacts.label` of a document from its stored metadata ("" when it has none)."""
+    parts = [metadata.get("issuer"), metadata.get("document type"),
+             f"period ended {metadata['period ended']}" if metadata.get("period ended") else None]
+    return " · ".join(p for p in parts if p)
+
+
 def read_facts(path: str | Path, first_text: str) -> DocumentFacts:
     """The facts of the document at `path` whose first page (or first few thousand characters) is `first_text`."""
     head = (first_text or "")[:6000]

@@ -13,6 +13,7 @@ import re
 import threading
 import time
 import unicodedata
+from typing import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from ingest.formats import MARKDOWN_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, 
 
 # Bump when the text a loader gives for the same bytes changes: failed files are tried again, and stores
 # re-read their documents (the version is part of each document's recipe).
-LOADER_VERSION = 3
+LOADER_VERSION = 4
 
 # A PDF whose pages give fewer characters than this in total (after dropping whitespace) is treated as a scan.
 # Short real text ("Hello, world!") is still text; a scan's text layer is empty or a few stray marks.
@@ -41,6 +42,8 @@ PDF_TIME_BUDGET_S = 60.0
 """Seconds a PDF may take to parse, plus `PDF_TIME_PER_PAGE_S` per page: a 500-page filing fits; a file built to
 make the parser spin fails as "too slow to parse" instead of stalling the whole ingest."""
 PDF_TIME_PER_PAGE_S = 1.0
+OCR_TIME_PER_PAGE_S = 20.0
+"""Extra budget per page read by OCR (a dense A4 page takes a few seconds on one laptop core)."""
 
 # pypdf's defaults guard against decompression bombs but reject big genuine documents (dense annual reports,
 # filings with large embedded forms). These give ~4x headroom; the time budget above bounds what is left.
@@ -91,13 +94,17 @@ class LoadedDocument:
     """PDF pages (1-based) that could not be parsed -> why, in words; the other pages are indexed."""
     metadata: dict[str, str] = field(default_factory=dict)
     """Note properties (YAML front matter, Logseq `key:: value` lines): kept apart from the prose."""
+    ocr_pages: list[int] = field(default_factory=list)
+    """PDF pages (1-based) without a text layer whose text was read by OCR."""
 
 
 def load_file(path: str | Path, *, password: str | None = None, data: bytes | None = None,
-              time_budget_s: float | None = None) -> LoadedDocument:
+              time_budget_s: float | None = None, ocr: bool = True,
+              on_ocr_page: Callable[[int, int], None] | None = None) -> LoadedDocument:
     """Load a PDF, Markdown or plain-text file. `data` may carry the file's bytes when the caller already read
     them (the pipeline does, to hash them), so the file is read once. `time_budget_s` overrides the PDF parse
-    budget (tests use a tiny one)."""
+    budget (tests use a tiny one). With `ocr`, PDF pages without a text layer are read by OCR (`ingest.ocr`),
+    `on_ocr_page(done, total)` called before each."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -108,7 +115,7 @@ def load_file(path: str | Path, *, password: str | None = None, data: bytes | No
     if not data.strip():
         raise EmptyDocument(str(path), "empty file: nothing to index")
     if suffix in PDF_SUFFIXES:
-        return _load_pdf(path, data, password, time_budget_s)
+        return _load_pdf(path, data, password, time_budget_s, ocr, on_ocr_page)
     text, warnings = decode_text(path, data)
     if not text.strip():
         raise EmptyDocument(str(path), "empty file: nothing to index")
@@ -422,7 +429,8 @@ class _PypdfLog(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: float | None) -> LoadedDocument:
+def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: float | None, ocr: bool = True,
+              on_ocr_page: Callable[[int, int], None] | None = None) -> LoadedDocument:
     from pypdf import PdfReader, apply_configuration
     from pypdf.errors import FileNotDecryptedError, LimitReachedError, WrongPasswordError
 
@@ -437,6 +445,9 @@ def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: floa
     budget = time_budget_s
     sections: list[Section] = []
     unreadable: dict[int, str] = {}
+    textless: list[int] = []
+    ocr_pages: list[int] = []
+    ocr_problem: str | None = None
     page_count = 0
     log = _PypdfLog()
     deadline: _Deadline | None = None
@@ -482,6 +493,12 @@ def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: floa
                     sections.append(Section(text, page=number))
                 elif log.messages:
                     unreadable[number] = _page_reason(None, log.messages[0])
+                else:
+                    textless.append(number)
+            if ocr and textless:
+                deadline.extend_to(deadline.seconds + OCR_TIME_PER_PAGE_S * len(textless))
+                ocr_problem = _ocr_pages(data, password, textless, sections, unreadable, ocr_pages, on_ocr_page)
+                sections.sort(key=lambda section: section.page or 0)
             title = _pdf_title(reader, path)
             sections.extend(_form_fields(reader, page_count))
     except _ParseTimeout as exc:
@@ -499,12 +516,21 @@ def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: floa
     if unreadable and not sections:
         raise CorruptFile(str(path), f"no page could be read: {_pages_text(unreadable)}")
     if sum(len("".join(s.text.split())) for s in sections) < MIN_PDF_TEXT_CHARS:
-        raise NoExtractableText(
-            str(path),
-            f"no extractable text in {page_count} page{'s' if page_count != 1 else ''}: looks scanned; run OCR "
-            f"first (e.g. `ocrmypdf in.pdf out.pdf`) and ingest the result",
-        )
+        pages = f"{page_count} page{'s' if page_count != 1 else ''}"
+        if not ocr:
+            reason = (f"no extractable text in {pages}: looks scanned, and OCR is off; turn it on (setting "
+                      f"ingest.ocr, flag --ocr, or SELFRAG_INGEST__OCR=true) to read it")
+        elif ocr_problem:
+            reason = f"no extractable text in {pages}: looks scanned, and OCR could not run: {ocr_problem}"
+        else:
+            reason = (f"no text found in {pages}, neither in a text layer nor by OCR: the pages are blank, or the "
+                      f"scan is too faint or small to read")
+        raise NoExtractableText(str(path), reason)
     warnings = []
+    if ocr_pages:
+        warnings.append(f"{_ranges(ocr_pages)} read by OCR (no text layer); check citations against the page")
+    elif ocr_problem and textless:
+        warnings.append(f"{_ranges(textless)} without a text layer not read: OCR could not run ({ocr_problem})")
     if unreadable:
         rest = page_count - len(unreadable)
         warnings.append(f"partial: {_pages_text(unreadable)}; "
@@ -512,7 +538,59 @@ def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: floa
     if header:
         warnings.append(f"{header} bytes of something else before the PDF header were ignored")
     return LoadedDocument(path=str(path), title=title, sections=sections, kind="pdf", pages=page_count,
-                          warnings=warnings, unreadable_pages=unreadable)
+                          warnings=warnings, unreadable_pages=unreadable, ocr_pages=ocr_pages)
+
+
+def _ocr_pages(data: bytes, password: str | None, pages: list[int], sections: list[Section],
+               unreadable: dict[int, str], done: list[int],
+               on_page: Callable[[int, int], None] | None) -> str | None:
+    """Read `pages` (1-based, without a text layer) by OCR into `sections`; a page that fails is recorded in
+    `unreadable`. Returns why OCR could not run at all, or None."""
+    from ingest import ocr
+
+    try:
+        document = ocr.open_pdf(data, password)
+    except ocr.OcrUnavailable as exc:
+        return str(exc)
+    except Exception as exc:  # PDFium refused a file pypdf read
+        return f"the PDF renderer could not open the file ({_describe(exc)})"
+    try:
+        for position, number in enumerate(pages):
+            if on_page is not None:
+                on_page(position, len(pages))
+            try:
+                text = ocr.read_image(ocr.render_page(document, number - 1))
+            except _ParseTimeout:
+                raise
+            except ocr.OcrUnavailable as exc:
+                return str(exc)
+            except MemoryError:
+                unreadable[number] = "too large to render for OCR"
+                continue
+            except Exception as exc:
+                unreadable[number] = f"OCR failed ({_describe(exc)})"
+                continue
+            text = _clean_pdf_text(text)
+            if text.strip():
+                sections.append(Section(text, page=number))
+                done.append(number)
+        if on_page is not None:
+            on_page(len(pages), len(pages))
+    finally:
+        document.close()
+    return None
+
+
+def _ranges(pages: list[int]) -> str:
+    """`page 3`, `pages 1-3, 7`."""
+    runs: list[list[int]] = []
+    for number in sorted(pages):
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    text = ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
+    return ("page " if len(pages) == 1 else "pages ") + text
 
 
 def _pages_text(unreadable: dict[int, str]) -> str:

@@ -223,11 +223,12 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
                  max_file_mb: float = 100.0, on_progress: Callable[[IngestProgress], None] | None = None,
                  cancel: threading.Event | None = None, group_chunks: int = GROUP_CHUNKS,
                  pdf_time_budget_s: float | None = None,
-                 passwords: Callable[[Path], str | None] | None = None) -> IngestReport:
+                 passwords: Callable[[Path], str | None] | None = None, ocr: bool = True) -> IngestReport:
     """Bring the store up to date with `paths`. With `sync`, documents whose files are gone (or that no longer
     match the patterns under a folder given) are removed. Cancelling keeps everything committed so far.
     `passwords(path)` gives each encrypted PDF its own password (e.g. `PasswordBook.for_path`); without it every
-    file gets `password`."""
+    file gets `password`. With `ocr`, PDF pages without a text layer are read by OCR (progress phase "OCR", note
+    "page 3/12")."""
     report = IngestReport()
     found = discover(paths, include=include, exclude=exclude)
     report.failed.update(found.missing)
@@ -302,9 +303,16 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
             progress.emit(current_path=path, phase="reading")
             previous = known.get(path)
             file_password = passwords(candidate.path) if passwords is not None else password
+
+            def ocr_progress(done: int, total: int) -> None:
+                if done < total:
+                    progress.emit(phase="OCR", note=f"page {done + 1}/{total}")
+                else:
+                    progress.emit(phase="reading", note=None)
+
             outcome = _prepare(candidate, previous, password=file_password, chunk_words=chunk_words,
                                overlap_words=overlap_words, max_file_mb=max_file_mb,
-                               pdf_time_budget_s=pdf_time_budget_s)
+                               pdf_time_budget_s=pdf_time_budget_s, ocr=ocr, on_ocr_page=ocr_progress)
             if outcome is None:  # unchanged
                 report.unchanged.append(path)
                 progress.done_bytes += candidate.size
@@ -351,7 +359,8 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
 
 
 def _prepare(candidate: _Candidate, previous, *, password: str | None, chunk_words: int, overlap_words: int,
-             max_file_mb: float, pdf_time_budget_s: float | None = None
+             max_file_mb: float, pdf_time_budget_s: float | None = None, ocr: bool = True,
+             on_ocr_page: Callable[[int, int], None] | None = None
              ) -> tuple[DocumentWrite, list[Chunk] | None] | None:
     """Read, hash, load and chunk one file. None when unchanged; (write, None) for a failure with its reason;
     a failure whose bytes and program are those of the last failed attempt comes back with status
@@ -374,33 +383,46 @@ def _prepare(candidate: _Candidate, previous, *, password: str | None, chunk_wor
             return None
         if (previous is not None and previous.status == "failed" and previous.chunks == 0
                 and previous.content_hash == write.content_hash
-                and previous.chunking == failure_recipe(write.chunking)
+                and previous.chunking == failure_recipe(write.chunking, ocr)
                 and not (password and "password" in (previous.error or ""))):
             write.status, write.error = "unchanged-failure", previous.error
             return write, None
-        document = load_file(path, password=password, data=data, time_budget_s=pdf_time_budget_s)
+        document = load_file(path, password=password, data=data, time_budget_s=pdf_time_budget_s, ocr=ocr,
+                             on_ocr_page=on_ocr_page)
         chunks = chunk_document(document, chunk_words=chunk_words, overlap_words=overlap_words)
         if not chunks:
             raise EmptyDocument(str(path), "no text to index after cleaning")
     except LoadError as exc:
         write.status, write.error = "failed", exc.reason
-        write.chunking = failure_recipe(write.chunking) if write.content_hash else ""
+        write.chunking = failure_recipe(write.chunking, ocr) if write.content_hash else ""
         return write, None
     except StoreError:
         raise
     except Exception as exc:  # a loader bug on one odd file must not lose the rest of the run
         write.status, write.error = "failed", f"unexpected error while reading: {type(exc).__name__}: {exc}"
-        write.chunking = failure_recipe(write.chunking) if write.content_hash else ""
+        write.chunking = failure_recipe(write.chunking, ocr) if write.content_hash else ""
         return write, None
     write.title, write.pages, write.kind, write.warnings = document.title, document.pages, document.kind, document.warnings
     write.metadata = dict(document.metadata)
+    if document.kind == "pdf":  # what a report is, from its cover page: shown beside its passages
+        from ingest.facts import read_facts
+
+        first = "\n".join(section.text for section in document.sections[:2])
+        write.metadata.update(read_facts(path, first).as_metadata())
+    if document.ocr_pages:
+        write.metadata[OCR_PAGES_KEY] = " ".join(str(n) for n in document.ocr_pages)
     return write, chunks
 
 
-def failure_recipe(recipe: str) -> str:
-    """What a failed attempt is recorded under: the recipe and the program's version. The same bytes are not
-    parsed again (a hostile PDF costs its time budget once) until either changes."""
-    return f"{recipe}|failed-with:{_program_version()}"
+OCR_PAGES_KEY = "OCR pages"
+"""Document metadata: the pages (1-based, space-separated) whose text was read by OCR."""
+
+
+def failure_recipe(recipe: str, ocr: bool = True) -> str:
+    """What a failed attempt is recorded under: the recipe, the program's version and whether OCR was on. The
+    same bytes are not parsed again (a hostile PDF costs its time budget once) until one of them changes: a scan
+    that failed with OCR off is read once OCR is turned on."""
+    return f"{recipe}|failed-with:{_program_version()}" + ("" if ocr else "|no-ocr")
 
 
 def _program_version() -> str:

@@ -184,3 +184,34 @@ def form_heavy_pdf(path: Path, text: str, invocations: int = 5_500) -> Path:
     _rewrite(plain, path, change)
     plain.unlink()
     return path
+
+
+def image_scan_pdf(path: Path, pages: list[str], *, font_size: int = 34, text_layer: dict[int, str] | None = None
+                   ) -> Path:
+    """A scan: each page an A4 image at 200 dpi of `pages[i]` typeset in black on white (lines wrapped at ~60
+    characters, paragraphs split on blank lines), with no text layer, except the pages (0-based) in
+    `text_layer`, which carry that real text instead (a mixed document)."""
+    import textwrap
+
+    from fpdf import FPDF
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=font_size)
+    pdf = FPDF(unit="mm", format="A4")
+    for index, text in enumerate(pages):
+        pdf.add_page()
+        if text_layer and index in text_layer:
+            pdf.set_font("helvetica", size=12)
+            pdf.multi_cell(0, 6, text_layer[index])
+            continue
+        image = Image.new("L", (1654, 2339), 255)  # A4 at 200 dpi
+        draw = ImageDraw.Draw(image)
+        y = 160
+        for paragraph in text.split("\n\n"):
+            for line in textwrap.wrap(paragraph, 60):
+                draw.text((140, y), line, fill=0, font=font)
+                y += int(font_size * 1.5)
+            y += font_size
+        pdf.image(image, x=0, y=0, w=210, h=297)
+    pdf.output(str(path))
+    return path

@@ -15,7 +15,9 @@ from pdf_factory import (
     encrypted_pdf,
     form_pdf,
     garbage_pdf,
+    image_scan_pdf,
     pdf_with_bad_pages,
+    scanned_pdf,
     text_pdf,
     truncated_pdf,
 )
@@ -40,6 +42,8 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "latin1.txt": ("added", "read as Windows-1252"),
     "wide.txt": ("added", "read as UTF-16-LE"),
     "[bold red]x.md": ("added", ""),
+    "scan.pdf": ("added", "page 1 read by OCR"),
+    "bars.pdf": ("failed", "neither in a text layer nor by OCR"),
     "locked.pdf": ("failed", "needs a password"),
     "truncated.pdf": ("failed", "truncated"),
     "garbage.pdf": ("failed", "damaged"),
@@ -55,7 +59,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
 }
 SEARCHABLE = {"good.md": "capybara", "good.pdf": "heron", "UPPER.PDF": "ocelot", "Notes.MD": "marmot",
               "journal.org": "okapi", "guide.adoc": "pangolin", "old.mdown": "axolotl", "plain.text": "narwhal",
-              "README": "quoll", "hello.pdf": "Hello", "form.pdf": "Zebulon", "owner-only.pdf": "crowns",
+              "README": "quoll", "hello.pdf": "Hello", "scan.pdf": "kinkajou", "form.pdf": "Zebulon", "owner-only.pdf": "crowns",
               "wrapped.pdf": "wombat", "partial.pdf": "tapir", "latin1.txt": "brûlée", "wide.txt": "gecko",
               "[bold red]x.md": "lemur"}
 
@@ -72,6 +76,8 @@ def build_drill(folder: Path) -> None:
     (folder / "plain.text").write_text("The narwhal has a tusk.\n", encoding="utf-8")
     (folder / "README").write_text("The quoll is a marsupial.\n", encoding="utf-8")
     text_pdf(folder / "hello.pdf", ["Hello, world!"])
+    image_scan_pdf(folder / "scan.pdf", ["The kinkajou sleeps in hollow trees during the day."])
+    scanned_pdf(folder / "bars.pdf", pages=1)
     form_pdf(folder / "form.pdf", {"Applicant": "Zebulon Quartz"})
     aes_pdf(folder / "owner-only.pdf", "Balance carried forward is 4711 crowns.")
     wrapped = text_pdf(folder / "wrapped.src", ["The wombat digs."]).read_bytes()

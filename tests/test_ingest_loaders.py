@@ -111,10 +111,16 @@ def test_truncated_and_damaged_pdfs(tmp_path: Path) -> None:
         load_file(renamed)
 
 
-def test_scanned_pdf_says_run_ocr(tmp_path: Path) -> None:
+def test_a_scan_without_words_says_ocr_found_nothing_and_with_ocr_off_names_the_setting(tmp_path: Path) -> None:
+    scan = scanned_pdf(tmp_path / "scan.pdf", pages=3)  # grey bars: an image, but no words in it
     with pytest.raises(NoExtractableText) as failure:
-        load_file(scanned_pdf(tmp_path / "scan.pdf", pages=3))
-    assert "looks scanned" in failure.value.reason and "OCR" in failure.value.reason and "3 pages" in failure.value.reason
+        load_file(scan)
+    assert "no text found in 3 pages, neither in a text layer nor by OCR" in failure.value.reason
+    with pytest.raises(NoExtractableText) as failure:
+        load_file(scan, ocr=False)
+    reason = failure.value.reason
+    assert "looks scanned" in reason and "OCR is off" in reason and "ingest.ocr" in reason
+    assert "SELFRAG_INGEST__OCR" in reason
 
 
 @pytest.mark.parametrize("content", [b"", b"  \n\t\n"])

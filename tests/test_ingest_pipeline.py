@@ -133,7 +133,7 @@ def test_each_bad_input_gives_its_reason_and_loses_nothing(tmp_path: Path, store
     assert "needs a password" in reasons["locked.pdf"] and "--password" in reasons["locked.pdf"]
     assert "truncated" in reasons["truncated.pdf"] and "damaged" in reasons["corrupt.pdf"]
     assert "empty" in reasons["empty.md"]
-    assert "looks scanned" in reasons["scan.pdf"] and "OCR" in reasons["scan.pdf"]
+    assert "neither in a text layer nor by OCR" in reasons["scan.pdf"]
     assert "over the 0.05 MB limit" in reasons["huge.txt"] and "max_file_mb" in reasons["huge.txt"]
     assert "broken link" in reasons["dangling.md"] and "no such file" in reasons["missing-folder"]
     assert sorted(Path(p).name for p in report.added) == ["good.md", "good.pdf", "latin1.txt"]

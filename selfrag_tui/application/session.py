@@ -72,13 +72,33 @@ def model_label(settings: Settings) -> str:
     return model
 
 
-def passage_from_hit(hit: "SearchHit") -> "Passage":
+def passage_from_hit(hit: "SearchHit", notes: Sequence[str] = ()) -> "Passage":
     from selfrag_tui.selfrag.types import Passage
 
     return Passage(
         id=hit.chunk_id, title=hit.title, text=hit.text, source=hit.path, doc_title=hit.doc_title,
-        page_start=hit.page_start, page_end=hit.page_end, heading=hit.heading, score=hit.score,
+        page_start=hit.page_start, page_end=hit.page_end, heading=hit.heading, score=hit.score, notes=tuple(notes),
     )
+
+
+def passage_notes(hit: "SearchHit", metadata: Mapping[str, str]) -> list[str]:
+    """What to show beside a passage about its document: the report it belongs to, and whether its page was
+    read by OCR (from the document's metadata, see `ingest.pipeline.OCR_PAGES_KEY`)."""
+    from ingest.facts import label_from_metadata
+    from ingest.pipeline import OCR_PAGES_KEY
+    from selfrag_tui.selfrag.types import OCR_NOTE
+
+    notes = []
+    label = label_from_metadata(dict(metadata))
+    if label:
+        notes.append(label)
+    ocr_pages = {int(n) for n in (metadata.get(OCR_PAGES_KEY) or "").split() if n.isdigit()}
+    if ocr_pages and hit.page_start is not None:
+        pages = set(range(hit.page_start, (hit.page_end or hit.page_start) + 1)) & ocr_pages
+        if pages:
+            shown = ", ".join(str(n) for n in sorted(pages))
+            notes.append(f"{OCR_NOTE} ({'p.' if len(pages) == 1 else 'pp.'} {shown}): may hold misread words")
+    return notes
 
 
 @dataclass(frozen=True)
@@ -328,8 +348,20 @@ class Session:
         if self._retriever is not None:
             passages = list(self._retriever(query, candidates))
         else:
-            passages = [passage_from_hit(hit) for hit in self.search(query, candidates)]
+            hits = self.search(query, candidates)
+            metadata = self.documents_metadata({hit.path for hit in hits})
+            passages = [passage_from_hit(hit, passage_notes(hit, metadata.get(hit.path, {}))) for hit in hits]
         return self.rerank_by_model(query, passages, k) if candidates > k else passages[:k]
+
+    def documents_metadata(self, paths: set[str]) -> dict[str, dict[str, str]]:
+        """path -> the stored metadata of each document (a few lookups per question)."""
+        store = self.require_store()
+        out: dict[str, dict[str, str]] = {}
+        for path in paths:
+            record = store.document(path)
+            if record is not None and record.metadata:
+                out[path] = dict(record.metadata)
+        return out
 
     def rerank_by_model(self, question: str, passages: Sequence["Passage"], keep: int) -> list["Passage"]:
         """The `keep` passages the loaded model judges most relevant ([Relevant] vs [Irrelevant], one step
@@ -420,6 +452,7 @@ class Session:
                     max_file_mb=ingest.max_file_mb, on_progress=progress, cancel=cancel,
                     pdf_time_budget_s=ingest.pdf_time_budget_s,
                     passwords=book.for_path if book is not None else None,
+                    ocr=ingest.ocr,
                 )
                 if book is not None and book.warnings:  # e.g. other users can read it
                     report.warnings.setdefault(str(password_file), []).extend(book.warnings)
@@ -593,5 +626,5 @@ class Session:
 
 __all__ = [
     "Applied", "ModelUnavailable", "Session", "SessionBusy", "SettingsError", "StoreUnavailable", "demo_settings",
-    "model_label", "passage_from_hit",
+    "model_label", "passage_from_hit", "passage_notes",
 ]

@@ -89,6 +89,10 @@ class IngestSettings(BaseModel):
         None, gt=0.0, le=86_400.0, title="PDF time budget (s)",
         description="seconds one PDF may take to read before it fails as too slow; empty: 60 s plus 1 s per page",
     )
+    ocr: bool = Field(
+        True, title="Read scans (OCR)",
+        description="read PDF pages that have no text layer with the built-in OCR (about a second or two a page)",
+    )
     password_file: Path | None = Field(
         None, title="Password file",
         description='TOML file mapping PDF paths or patterns to passwords ("bank/*.pdf" = "secret")',

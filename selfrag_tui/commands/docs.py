@@ -40,6 +40,8 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
     from rich.table import Table
     from rich.text import Text
 
+    from ingest.facts import label_from_metadata
+
     console = Console(highlight=False)
     if not records:
         console.print(Text(f"No documents in {visible_text(str(stats['path']), multiline=False)}. Add some with "
@@ -61,6 +63,9 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
         status = (Text("failed", style="red") if record.status != "ok" else
                   Text("partial", style="yellow") if record.partial else Text("ok", style="green"))
         notes = record.error or ""
+        facts = label_from_metadata(dict(record.metadata or {}))
+        if facts:
+            notes = "; ".join(filter(None, [facts, notes]))
         if record.warnings:
             notes = "; ".join(filter(None, [notes, *record.warnings]))
         when = datetime.fromtimestamp(record.ingested_at).strftime("%m-%d %H:%M") if record.ingested_at else ""

@@ -25,11 +25,11 @@ def location(hit: "SearchHit") -> str:
     return name
 
 
-def hit_json(rank: int, hit: "SearchHit") -> dict:
+def hit_json(rank: int, hit: "SearchHit", notes: list[str] | None = None) -> dict:
     return {
         "rank": rank, "score": round(hit.score, 6), "file": hit.path, "location": location(hit),
         "page_start": hit.page_start, "page_end": hit.page_end, "heading": hit.heading, "title": hit.title,
-        "text": hit.text, "chunk_id": hit.chunk_id, "doc_id": hit.doc_id,
+        "text": hit.text, "chunk_id": hit.chunk_id, "doc_id": hit.doc_id, "notes": notes or [],
     }
 
 
@@ -78,11 +78,14 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
         print(f"selfrag-chat search: {visible_text(str(exc))}", file=sys.stderr)
         return 2
 
+    from selfrag_tui.application.session import passage_notes
     from selfrag_tui.application.verdicts import safe_json, visible_text
 
+    metadata = session.documents_metadata({hit.path for hit in hits})
+    notes = [passage_notes(hit, metadata.get(hit.path, {})) for hit in hits]
     if args.json:
-        print(safe_json({"query": args.query, "mode": mode, "hits": [hit_json(i, h) for i, h in enumerate(hits, 1)]},
-                        indent=2))
+        print(safe_json({"query": args.query, "mode": mode,
+                         "hits": [hit_json(i, h, n) for i, (h, n) in enumerate(zip(hits, notes), 1)]}, indent=2))
         return 0
     from rich.console import Console
     from rich.text import Text
@@ -94,13 +97,15 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
                            f"{' (the store is empty: add files with `selfrag-chat ingest PATH`)' if empty else ''}."))
         return 0
     # Passages, titles and file names are document data: Text objects (never markup), controls made visible.
-    for rank, hit in enumerate(hits, 1):
+    for rank, (hit, hit_notes) in enumerate(zip(hits, notes), 1):
         header = Text()
         header.append(f"{rank}. ", style="bold")
         header.append(visible_text(location(hit), multiline=False), style="bold cyan")
         header.append(f"   {mode} score {hit.score:.3f}", style="dim")
         console.print(header)
         console.print(Text(visible_text(hit.title, multiline=False), style="italic"))
+        for note in hit_notes:
+            console.print(Text(visible_text(note, multiline=False), style="yellow" if "OCR" in note else "dim"))
         text = hit.text if len(hit.text) <= 700 else hit.text[:697] + "..."
         console.print(Text(visible_text(text)), soft_wrap=False)
         console.print()

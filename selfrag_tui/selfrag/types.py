@@ -14,6 +14,9 @@ from selfrag_tui.selfrag.settings import AnswerForm, RetrievalMode, ThresholdFor
 SegmentRetrieval = Literal["retrieval", "no_retrieval", "continue"]
 
 
+OCR_NOTE = "read by OCR"
+
+
 @dataclass(frozen=True)
 class Passage:
     """One retrieved chunk, with where it came from, as the decoder and the UI see it."""
@@ -32,6 +35,14 @@ class Passage:
     """Heading path for Markdown, e.g. `"Camelids > Alpacas"`."""
     score: float = 0.0
     """Search score (higher is better) from the store's search mode."""
+    notes: tuple[str, ...] = ()
+    """What to know about where the text came from, shown beside it: the report it belongs to ("Patriot
+    Transportation Holding, Inc. · 10-Q · period ended 2022-06-30"), "read by OCR (p. 3)"."""
+
+    @property
+    def ocr(self) -> bool:
+        """Its text was read from a scan by OCR (may hold recognition errors)."""
+        return any(note.startswith(OCR_NOTE) for note in self.notes)
 
     @property
     def location(self) -> str:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from rich.text import Text
 
-from selfrag_tui.selfrag.types import Answer, Candidate, Critique, Passage, RetrievalDecision, Segment
+from selfrag_tui.selfrag.types import OCR_NOTE, Answer, Candidate, Critique, Passage, RetrievalDecision, Segment
 from selfrag_tui.application.verdicts import Level, Verdict, clean_text, decision_summary, relevance_verdict, verdicts
 
 MarkerStyle = Literal["full", "compact", "plain"]
@@ -157,6 +157,9 @@ def source_line(citation: int, passage: Passage, verdict_critique: Critique | No
     out.append(clean_text(passage_label(passage)))
     if passage.heading and passage.page_start is not None:
         out.append(f" · {clean_text(passage.heading)}")
+    for note in passage.notes:
+        out.append("\n    ")
+        out.append(clean_text(note), style="yellow" if note.startswith(OCR_NOTE) else "dim")
     out.append(f"\n    score {passage.score:.3f} · ")
     if verdict is None:
         out.append("not judged", style="dim")

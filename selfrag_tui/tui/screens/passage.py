@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from selfrag_tui.selfrag.types import Critique, Passage
+from selfrag_tui.selfrag.types import OCR_NOTE, Critique, Passage
 from selfrag_tui.tui.markers import CITATION_STYLE, literal, verdict_text
 from selfrag_tui.application.verdicts import clean_text, relevance_verdict
 
@@ -53,6 +53,9 @@ class PassageScreen(ModalScreen[None]):
         if passage.heading and passage.page_start is not None:
             info.append("   Section: ", style="bold")
             info.append(clean_text(passage.heading))
+        for note in passage.notes:
+            info.append("\n")
+            info.append(clean_text(note), style="yellow" if note.startswith(OCR_NOTE) else "")
         info.append("\nSearch score: ", style="bold")
         info.append(f"{passage.score:.3f}")
         verdict = relevance_verdict(self.verdict) if self.verdict is not None else None
