@@ -42,6 +42,9 @@ PDF_TIME_BUDGET_S = 60.0
 """Seconds a PDF may take to parse, plus `PDF_TIME_PER_PAGE_S` per page: a 500-page filing fits; a file built to
 make the parser spin fails as "too slow to parse" instead of stalling the whole ingest."""
 PDF_TIME_PER_PAGE_S = 1.0
+PDF_PAGE_CONTENT_MAX_BYTES = 24 * 1048576
+"""A page whose drawing instructions exceed this is not text-extracted (the reader would hold many times this in
+memory); it is read by OCR from its rendering instead, or skipped with its reason when OCR is off."""
 OCR_TIME_PER_PAGE_S = 20.0
 """Extra budget per page read by OCR (a dense A4 page takes a few seconds on one laptop core)."""
 
@@ -446,6 +449,7 @@ def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: floa
     sections: list[Section] = []
     unreadable: dict[int, str] = {}
     textless: list[int] = []
+    oversized: dict[int, str] = {}
     ocr_pages: list[int] = []
     ocr_problem: str | None = None
     page_count = 0
@@ -481,6 +485,17 @@ def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: floa
             for number in range(1, page_count + 1):
                 del log.messages[:]
                 try:
+                    size = _content_size(reader.pages[number - 1])
+                    if size > PDF_PAGE_CONTENT_MAX_BYTES:
+                        # Extracting text from it would take many times its size in memory; rendered, it costs
+                        # a bitmap. With OCR off it is skipped, the reason kept.
+                        oversized[number] = (f"too large to read: {size / 1048576:.0f} MB of drawing instructions "
+                                             f"on one page (limit {PDF_PAGE_CONTENT_MAX_BYTES // 1048576} MB)")
+                        if ocr:
+                            textless.append(number)
+                        else:
+                            unreadable[number] = oversized[number] + "; turn OCR on to read it as an image"
+                        continue
                     text = _clean_pdf_text(reader.pages[number - 1].extract_text() or "")
                 except _ParseTimeout:
                     raise
@@ -528,7 +543,12 @@ def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: floa
         raise NoExtractableText(str(path), reason)
     warnings = []
     if ocr_pages:
-        warnings.append(f"{_ranges(ocr_pages)} read by OCR (no text layer); check citations against the page")
+        big = [n for n in ocr_pages if n in oversized]
+        plain = [n for n in ocr_pages if n not in oversized]
+        if plain:
+            warnings.append(f"{_ranges(plain)} read by OCR (no text layer); check citations against the page")
+        if big:
+            warnings.append(f"{_ranges(big)} read by OCR: {oversized[big[0]]}")
     elif ocr_problem and textless:
         warnings.append(f"{_ranges(textless)} without a text layer not read: OCR could not run ({ocr_problem})")
     if unreadable:
@@ -539,6 +559,12 @@ def _load_pdf(path: Path, data: bytes, password: str | None, time_budget_s: floa
         warnings.append(f"{header} bytes of something else before the PDF header were ignored")
     return LoadedDocument(path=str(path), title=title, sections=sections, kind="pdf", pages=page_count,
                           warnings=warnings, unreadable_pages=unreadable, ocr_pages=ocr_pages)
+
+
+def _content_size(page) -> int:
+    """Bytes of a page's decoded drawing instructions (0 when it has none)."""
+    contents = page.get_contents()
+    return len(contents.get_data()) if contents is not None else 0
 
 
 def _ocr_pages(data: bytes, password: str | None, pages: list[int], sections: list[Section],

@@ -333,3 +333,19 @@ def test_mojibake_is_repaired_or_reported(tmp_path: Path) -> None:
     french = tmp_path / "french.txt"
     french.write_bytes("Crème brûlée from the café, naïve señor, déjà vu.".encode("cp1252"))
     assert [w[:19] for w in load_file(french).warnings] == ["not valid UTF-8 (fi"]  # accents are no mojibake
+
+
+def test_a_page_too_large_to_extract_is_read_by_ocr_or_skipped_with_its_reason(tmp_path: Path, monkeypatch) -> None:
+    """Text extraction holds many times a page's drawing instructions in memory; past a limit the page is read
+    from its rendering by OCR instead (a bitmap's worth of memory), or, with OCR off, skipped with its reason."""
+    import ingest.loaders as loaders
+
+    monkeypatch.setattr(loaders, "PDF_PAGE_CONTENT_MAX_BYTES", 1024 * 1024)
+    big = slow_pdf(tmp_path / "big.pdf", operators=150_000)  # about 2.3 MB of instructions, "Slow page." on it
+    doc = load_file(big)
+    assert doc.ocr_pages == [1] and "Slow page" in doc.sections[0].text
+    assert doc.warnings == ["page 1 read by OCR: too large to read: 2 MB of drawing instructions on one page "
+                            "(limit 1 MB)"]
+    with pytest.raises(CorruptFile) as failure:
+        load_file(big, ocr=False)
+    assert "too large to read" in failure.value.reason and "turn OCR on" in failure.value.reason

@@ -89,6 +89,8 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
 
         # The file name goes into a markup template: escaped, and its control characters made visible.
         current = escape(visible_text(Path(update.current_path).name, multiline=False)) if update.current_path else ""
+        if update.note and update.phase != "waiting":  # e.g. OCR "page 3/12"
+            current = f"{current} {escape(visible_text(update.note, multiline=False))}"
         progress_bar.update(task, total=update.documents_total or None, completed=update.documents_done,
                             phase=update.phase, pages=update.pages_done, chunks=update.chunks_done,
                             eta=_eta(update.eta_seconds), current=current)
