@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 QA_PATH = ROOT / "scripts" / "sample_qa.json"
 SAMPLE_DOCS = ROOT / "sample_docs"
 MIN_EVIDENCE_WORDS = 8
+PARAPHRASES_PER_FACT = 5
+"""Trained (`paraphrases`) and held-out (`held_out`) together; at least one of them held out."""
+UNANSWERABLE_KINDS = ("off_topic", "near_miss")
 MAX_SAMPLE_DOCS_BYTES = 300_000
 HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$")
 PAGE_LOCATION = re.compile(r"^p\. (\d+)$")
@@ -103,8 +106,10 @@ def check(data: dict) -> Checker:
         for key in ("question", "answer", "source", "evidence", "location"):
             if not str(item.get(key, "")).strip():
                 checker.fail(where, f"missing {key}")
-        if not 2 <= len(item.get("paraphrases", [])) <= 3:
-            checker.fail(where, "needs 2-3 paraphrases")
+        trained, held = item.get("paraphrases", []), item.get("held_out", [])
+        if len(trained) + len(held) != PARAPHRASES_PER_FACT or not held or len(trained) < 2:
+            checker.fail(where, f"needs {PARAPHRASES_PER_FACT} paraphrases, at least one of them in held_out and "
+                                f"two in paraphrases (has {len(trained)} + {len(held)})")
         checker.evidence(where, item.get("source", ""), item.get("evidence", ""), item.get("location"))
     for index, item in enumerate(data.get("chitchat", [])):
         where = f"chitchat[{index}] {item.get('prompt', '')!r}"
@@ -125,10 +130,34 @@ def check(data: dict) -> Checker:
                 checker.fail(f"{where} segment {number}", "missing answer")
             checker.evidence(f"{where} segment {number}", seg.get("source", ""), seg.get("evidence", ""),
                              seg.get("location"))
+    unanswerable = data.get("unanswerable", [])
+    for index, item in enumerate(unanswerable):
+        where = f"unanswerable[{index}] {item.get('question', '')!r}"
+        if not str(item.get("question", "")).strip():
+            checker.fail(where, "missing question")
+        if item.get("kind") not in UNANSWERABLE_KINDS:
+            checker.fail(where, f"kind must be one of {', '.join(UNANSWERABLE_KINDS)}, got {item.get('kind')!r}")
+    for kind in UNANSWERABLE_KINDS:
+        for held in (False, True):
+            if not any(i.get("kind") == kind and bool(i.get("held_out")) == held for i in unanswerable):
+                checker.fail("unanswerable", f"needs a{' held-out' if held else ' trained'} {kind} question")
+    # A held-out question must be new to the model: no other entry may have the same wording.
+    seen: dict[str, str] = {}
+    texts = [(f"factual[{i}]", q) for i, item in enumerate(factual)
+             for q in [item.get("question", ""), *item.get("paraphrases", []), *item.get("held_out", [])]]
+    texts += [(f"unanswerable[{i}]", item.get("question", "")) for i, item in enumerate(unanswerable)]
+    texts += [(f"chitchat[{i}]", item.get("prompt", "")) for i, item in enumerate(data.get("chitchat", []))]
+    for where, text in texts:
+        key = normalise(text).lower().rstrip("?.! ")
+        if key in seen:
+            checker.fail(where, f"{text!r} is also in {seen[key]}")
+        seen.setdefault(key, where)
     # Items the demo and the tests rely on by exact wording.
     questions = {item.get("question") for item in factual}
     if "Can you tell me the difference between llamas and alpacas?" not in questions:
         checker.fail("factual", "the llama/alpaca difference question is missing")
+    if not any("How often should I water tomatoes in summer?" in item.get("paraphrases", []) for item in factual):
+        checker.fail("factual", "the tomato watering paraphrase (the README's first question) is missing")
     prompts = {item.get("prompt") for item in data.get("chitchat", [])}
     if "Leave odd one out: twitter, instagram, whatsapp." not in prompts:
         checker.fail("chitchat", "the odd-one-out prompt is missing")
@@ -146,7 +175,8 @@ def main() -> int:
     data = json.loads(QA_PATH.read_text(encoding="utf-8"))
     checker = check(data)
     print(f"{QA_PATH.relative_to(ROOT)}: {len(data.get('factual', []))} factual, "
-          f"{len(data.get('chitchat', []))} chit-chat, {len(data.get('multi_segment', []))} multi-segment; "
+          f"{len(data.get('chitchat', []))} chit-chat, {len(data.get('multi_segment', []))} multi-segment, "
+          f"{len(data.get('unanswerable', []))} unanswerable; "
           f"{checker.checked} evidence strings checked")
     for problem in checker.problems:
         print(f"PROBLEM {problem}")

@@ -1,9 +1,15 @@
 """The training set of the tiny Self-RAG demo model, built from sample_docs/ and scripts/sample_qa.json.
 
-Passages are exactly what the document store holds (the ingest loaders and chunker with the default settings),
-and the wrong passages a question is trained to reject are the ones retrieval really returns for it (hybrid
-search over sample_docs ingested into a temporary store), so the model sees at training time what the decoder
-will show it at run time.
+Passages are exactly what the document store holds (the ingest loaders and chunker with the default settings).
+A question is trained to reject every passage that does not answer it: the ones retrieval really returns for it
+(hybrid search over sample_docs ingested into a temporary store) in every epoch, and the others of sample_docs a
+few at a time, drawn afresh each epoch. So a judgement is about the passage in front of the model, not about
+which question it memorised: a passage that does not hold the answer is [Irrelevant] whatever the question.
+
+Questions that sample_docs cannot answer (off-topic ones, and near misses on a covered topic) are trained to
+retrieve and then reject every passage, so the app abstains. Held-out paraphrases and unanswerable questions
+(`held_out` in sample_qa.json) are never trained on: they measure what the model does with wording it has not
+seen (scripts/tiny_eval.py).
 
 Each example is one Self-RAG-formatted string (SELFRAG_SPEC section 2) plus the character spans the loss is
 computed on: the model's own tokens (reflection tokens, answers, EOS), never the instruction or the passage text.
@@ -31,7 +37,9 @@ CANDIDATES_K = 8
 """Hits per question used as wrong passages (the decoder shows K=5 by default; a few more for margin)."""
 PARAPHRASE_NEGATIVES = 2
 """Paraphrases mostly retrieve the same passages as their main question: their best few wrong ones suffice."""
-RELEVANT_WEIGHT = 4.0
+SAMPLED_NEGATIVES = 3
+"""Other wrong passages per question and epoch, drawn from all the passages that do not answer it."""
+RELEVANT_WEIGHT = 8.0
 """Loss weight of examples with an answer to learn; rejections outnumber them several times over."""
 CHITCHAT_REPEATS = 4
 
@@ -106,6 +114,10 @@ class Example:
     trained: list[tuple[int, int]] = field(default_factory=list)
     """Character spans of `text` whose tokens are predicted (loss on them only)."""
     weight: float = 1.0
+    question: str = ""
+    """The question variant the example belongs to (groups its wrong passages)."""
+    sampled: bool = False
+    """A wrong passage drawn per epoch (SAMPLED_NEGATIVES per question) rather than trained every epoch."""
 
 
 class ExampleWriter:
@@ -233,6 +245,22 @@ class TrainingSet:
     plans: list[QuestionPlan]
     multi_plans: list[dict]
     counts: dict[str, int]
+    unanswerable_plans: list[dict] = field(default_factory=list)
+
+
+def held_out_questions(qa: dict) -> list[dict]:
+    """The questions never trained on: one paraphrase per fact (with its fact's answer and gold passages found by
+    the caller) and the held-out unanswerable questions."""
+    held: list[dict] = []
+    for item_index, item in enumerate(qa["factual"]):
+        for question in item.get("held_out", []):
+            held.append({"question": question, "item": item_index, "kind": "paraphrase", "answer": item["answer"],
+                         "evidence": item["evidence"]})
+    for item in qa.get("unanswerable", []):
+        if item.get("held_out"):
+            held.append({"question": item["question"], "item": None, "kind": item["kind"], "answer": None,
+                         "evidence": None})
+    return held
 
 
 def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search, seed: int) -> TrainingSet:
@@ -259,6 +287,23 @@ def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search,
             examples.append(relevant_example(plan.question, chunks[index], plan.answer))
         for index in plan.negatives:
             examples.append(irrelevant_example(plan.question, chunks[index]))
+        examples += sampled_negatives(plan.question, chunks, {*plan.gold, *plan.negatives})
+
+    # Questions sample_docs cannot answer: retrieve (the model cannot know without looking), then reject every
+    # passage, so the app abstains instead of answering from the nearest-sounding one.
+    unanswerable_plans = []
+    for item in qa.get("unanswerable", []):
+        if item.get("held_out"):
+            continue
+        question = item["question"]
+        negatives = search(question, CANDIDATES_K)
+        examples.append(ExampleWriter("unanswerable-retrieve", question).model("[Retrieval]").example)
+        for index in negatives:
+            example = irrelevant_example(question, chunks[index])
+            example.kind = "unanswerable-irrelevant"
+            examples.append(example)
+        examples += sampled_negatives(question, chunks, set(negatives))
+        unanswerable_plans.append({"question": question, "kind": item["kind"], "negatives": negatives})
 
     for _ in range(CHITCHAT_REPEATS):  # short and few: repeating them is cheap
         for item in qa["chitchat"]:
@@ -340,11 +385,41 @@ def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search,
 
     counts: dict[str, int] = {}
     for example in examples:
-        counts[example.kind] = counts.get(example.kind, 0) + 1
+        kind = "sampled-irrelevant (pool)" if example.sampled else example.kind
+        counts[kind] = counts.get(kind, 0) + 1
     counts["factual_items"] = len(qa["factual"])
     counts["question_variants"] = len(plans)
+    counts["unanswerable_questions"] = len(unanswerable_plans)
+    counts["held_out_questions"] = len(held_out_questions(qa))
     counts["chunks"] = len(chunks)
-    return TrainingSet(examples, plans, multi_plans, counts)
+    return TrainingSet(examples, plans, multi_plans, counts, unanswerable_plans)
+
+
+def sampled_negatives(question: str, chunks: Sequence[PassageChunk], exclude: set[int]) -> list[Example]:
+    """Every passage not in `exclude` as a wrong passage of `question`; training draws a few of them per epoch."""
+    pool = []
+    for chunk in chunks:
+        if chunk.index in exclude:
+            continue
+        example = irrelevant_example(question, chunk)
+        example.kind, example.sampled = "sampled-irrelevant", True
+        pool.append(example)
+    return pool
+
+
+def sample_epoch(examples: Sequence[Example], seed: int, epoch: int, per_question: int = SAMPLED_NEGATIVES) -> list[int]:
+    """Indices of the examples trained in `epoch`: every fixed one, and `per_question` of each question's drawn
+    wrong passages, chosen with Random(seed + epoch) so a run is reproducible."""
+    rng = random.Random(seed + epoch)
+    chosen = [i for i, example in enumerate(examples) if not example.sampled]
+    pools: dict[str, list[int]] = {}
+    for i, example in enumerate(examples):
+        if example.sampled:
+            pools.setdefault(example.question, []).append(i)
+    for question in sorted(pools):
+        pool = pools[question]
+        chosen += rng.sample(pool, min(per_question, len(pool)))
+    return sorted(chosen)
 
 
 def relevant_example(instruction: str, chunk: PassageChunk, answer: str, kind: str = "relevant") -> Example:
@@ -356,21 +431,25 @@ def relevant_example(instruction: str, chunk: PassageChunk, answer: str, kind: s
         .example
     )
     example.weight = RELEVANT_WEIGHT
+    example.question = instruction
     return example
 
 
 def irrelevant_example(instruction: str, chunk: PassageChunk) -> Example:
-    return (
+    example = (
         ExampleWriter("irrelevant", instruction)
         .model("[Retrieval]")
         .context(passage_block(chunk))
         .model(IRRELEVANT_TARGET)
         .example
     )
+    example.question = instruction
+    return example
 
 
 def tokenizer_corpus(chunks: Sequence[PassageChunk], qa: dict) -> list[str]:
-    """Every kind of text the model reads or writes, one line per sentence-ish piece, in a fixed order."""
+    """Every kind of text the model reads or writes, one line per sentence-ish piece, in a fixed order (held-out
+    questions excluded: they must be new to the model)."""
     lines: list[str] = ["### Instruction:", "### Input:", "### Response:", NOT_IN_PASSAGE, HISTORY_HEADER,
                         "User:", "Assistant:"]
     for chunk in chunks:
@@ -378,6 +457,7 @@ def tokenizer_corpus(chunks: Sequence[PassageChunk], qa: dict) -> list[str]:
         lines.extend(line for line in chunk.text.split("\n") if line.strip())
     for item in qa["factual"]:
         lines += [item["question"], *item.get("paraphrases", []), item["answer"]]
+    lines += [item["question"] for item in qa.get("unanswerable", []) if not item.get("held_out")]
     for item in qa["chitchat"]:
         lines += [item["prompt"], item["answer"]]
     for item in qa.get("multi_segment", []):

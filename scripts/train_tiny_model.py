@@ -42,7 +42,7 @@ LAYERS = 2
 HEADS = 4
 INTERMEDIATE = 256
 MAX_POSITIONS = 4096  # like Llama-2; RoPE has no learned positions, so this costs nothing
-EPOCHS = 50
+EPOCHS = 28
 TOKENS_PER_BATCH = 2048
 LEARNING_RATE = 5e-3
 WARMUP_STEPS = 30
@@ -180,18 +180,30 @@ def make_batches(lengths: list[int], budget: int) -> list[list[int]]:
 # ----------------------------------------------------------------------------------------------- training
 
 
-def train_model(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log=print):
+def train_model(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log=print, epoch_examples=None):
+    """`epoch_examples(epoch)` gives the indices of `encoded` trained in that epoch (all of them when None)."""
     import torch
 
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
-        return _train(encoded, vocab_size, pad_id, seed=seed, epochs=epochs, log=log)
+        return _train(encoded, vocab_size, pad_id, seed=seed, epochs=epochs, log=log, epoch_examples=epoch_examples)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
 
-def _train(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log):
+def epoch_batches(encoded, epochs: int, epoch_examples) -> list[list[list[int]]]:
+    """Per epoch, the batches (lists of indices into `encoded`), planned before training so the learning-rate
+    schedule knows the number of steps."""
+    plan = []
+    for epoch in range(epochs):
+        chosen = list(range(len(encoded))) if epoch_examples is None else list(epoch_examples(epoch))
+        batches = make_batches([len(encoded[i][0]) for i in chosen], TOKENS_PER_BATCH)
+        plan.append([[chosen[i] for i in batch] for batch in batches])
+    return plan
+
+
+def _train(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log, epoch_examples=None):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -215,8 +227,8 @@ def _train(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log
     )
     model = LlamaForCausalLM(config)
     model.train()
-    batches = make_batches([len(ids) for ids, _ in encoded], TOKENS_PER_BATCH)
-    total_steps = epochs * len(batches)
+    plan = epoch_batches(encoded, epochs, epoch_examples)
+    total_steps = sum(len(batches) for batches in plan)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, betas=(0.9, 0.98), weight_decay=0.0)
 
     def learning_rate(step: int) -> float:
@@ -229,6 +241,7 @@ def _train(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log
     rng = random.Random(seed)
     step, started, epoch_loss = 0, time.perf_counter(), float("nan")
     for epoch in range(epochs):
+        batches = plan[epoch]
         rng.shuffle(batches)
         losses = []
         for batch in batches:
@@ -261,7 +274,8 @@ def _train(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log
         if epoch % 5 == 0 or epoch == epochs - 1:
             log(f"epoch {epoch + 1:3d}/{epochs}  loss {epoch_loss:.4f}  {time.perf_counter() - started:6.1f}s")
     model.eval()
-    return model, {"steps": step, "epochs": epochs, "batches_per_epoch": len(batches), "final_loss": epoch_loss,
+    return model, {"steps": step, "epochs": epochs, "batches_per_epoch": round(total_steps / max(1, epochs), 1),
+                   "final_loss": epoch_loss,
                    "train_seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -381,6 +395,17 @@ def verify(model_dir: Path, chunks, training_set_summary: dict, log=print) -> di
     return report
 
 
+def held_out_figures(model_dir: Path, log=print) -> dict:
+    """The held-out questions asked through the app (scripts/tiny_eval.py), as a table and a dict of figures."""
+    import tiny_eval
+
+    results = tiny_eval.evaluate(model_dir)
+    figures = tiny_eval.figures(results)
+    log("")
+    log(tiny_eval.table(figures))
+    return figures
+
+
 # ----------------------------------------------------------------------------------------------- main
 
 
@@ -405,7 +430,8 @@ def build(args) -> None:
     print(f"{len(chunks)} passages, {len(training_set.examples)} examples ({retrieval} negatives): "
           + ", ".join(f"{k}={v}" for k, v in sorted(training_set.counts.items())))
 
-    out: Path = args.out
+    # --data-only builds the tokenizer in a scratch folder: the bundled model stays as it is.
+    out: Path = Path(tempfile.mkdtemp(prefix="tiny-selfrag-data-")) if args.data_only else args.out
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("model.safetensors", "tokenizer.json", "tokenizer.model"):
         (out / stale).unlink(missing_ok=True)
@@ -417,11 +443,19 @@ def build(args) -> None:
             raise SystemExit(f"{token} did not get id {base_vocab + offset}")
     encoded = encode_examples(tokenizer, training_set.examples)
     lengths = [len(ids) for ids, _ in encoded]
+
+    def epoch_examples(epoch: int) -> list[int]:
+        return tiny_data.sample_epoch(training_set.examples, args.seed, epoch)
+
+    epoch_tokens = sum(lengths[i] for i in epoch_examples(0))
     print(f"tokenizer: {base_vocab} pieces + {len(SELF_RAG_TOKENS)} Self-RAG tokens; examples "
-          f"{min(lengths)}-{max(lengths)} tokens, {sum(lengths)} in all")
+          f"{min(lengths)}-{max(lengths)} tokens, {sum(lengths)} in all, {epoch_tokens} per epoch "
+          f"({len(epoch_examples(0))} examples)")
+    if args.data_only:
+        return
 
     model, stats = train_model(encoded, base_vocab + len(SELF_RAG_TOKENS), base_vocab + len(SELF_RAG_TOKENS) - 1,
-                               seed=args.seed, epochs=args.epochs)
+                               seed=args.seed, epochs=args.epochs, epoch_examples=epoch_examples)
     model.generation_config.do_sample = False
     model.save_pretrained(str(out))
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
@@ -440,23 +474,32 @@ def build(args) -> None:
         "qa_fingerprint": tiny_data.qa_fingerprint(),
         "negatives_from": retrieval,
         "negatives_k": tiny_data.CANDIDATES_K,
+        "sampled_negatives_per_epoch": tiny_data.SAMPLED_NEGATIVES,
         "irrelevant_answer": NOT_IN_PASSAGE,
         "counts": training_set.counts,
-        "training_tokens": sum(lengths),
+        "training_tokens_per_epoch": epoch_tokens,
         "plans": [
             {"question": p.question, "item": p.item, "main": p.main, "answer": p.answer, "gold": p.gold,
              "negatives": p.negatives}
             for p in training_set.plans
         ],
         "multi": training_set.multi_plans,
+        "unanswerable": training_set.unanswerable_plans,
+        "held_out": [entry["question"] for entry in tiny_data.held_out_questions(qa)],
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
     report = verify(out, chunks, manifest)
     manifest["verification"] = report
-    manifest["build_seconds"] = round(time.perf_counter() - started, 1)
     manifest["size_bytes"] = size
-    (out / "training_manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
-                                                encoding="utf-8")
+
+    def write_manifest() -> None:
+        manifest["build_seconds"] = round(time.perf_counter() - started, 1)
+        (out / "training_manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
+                                                    encoding="utf-8")
+
+    write_manifest()  # the held-out run below needs the store and the embedding model; the model is saved first
+    manifest["held_out_figures"] = held_out_figures(out)
+    write_manifest()
     print(f"\nsaved {out} ({size / 1024:.0f} KiB) in {manifest['build_seconds']} s")
 
 
@@ -466,12 +509,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--verify", action="store_true", help="only verify the saved model and print the table")
+    parser.add_argument("--data-only", action="store_true",
+                        help="build the training set and tokenizer, print their sizes, and stop before training")
     parser.add_argument("--allow-embedder-fallback", action="store_true",
                         help="pick wrong passages by embedding similarity when the store is unavailable")
     args = parser.parse_args(argv)
     if args.verify:
         manifest = json.loads((args.out / "training_manifest.json").read_text(encoding="utf-8"))
         verify(args.out, tiny_data.load_chunks(), manifest)
+        held_out_figures(args.out)
         return 0
     build(args)
     return 0

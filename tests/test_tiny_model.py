@@ -203,3 +203,37 @@ def test_training_is_deterministic():
     second, _ = train.train_model(encoded, 64, 63, seed=7, epochs=2, log=lambda *_: None)
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
         assert (a == b).all(), name
+
+
+def test_every_question_is_trained_against_passages_beyond_the_search_hits(tiny_data, chunks):
+    """Each question's wrong passages are the search hits every epoch plus a fresh draw from all the others, so
+    the model learns that a passage without the answer is irrelevant whatever the question; held-out questions are
+    never in the training set."""
+    qa = tiny_data.load_qa()
+    hits = {}
+
+    def search(query: str, k: int) -> list[int]:  # a stand-in retriever: the first k passages
+        hits[query] = list(range(k))
+        return hits[query]
+
+    training_set = tiny_data.build_training_set(chunks, qa, search, seed=3)
+    examples = training_set.examples
+    plan = next(p for p in training_set.plans if not p.main)
+    pool = [e for e in examples if e.sampled and e.question == plan.question]
+    excluded = {*plan.gold, *plan.negatives}
+    assert len(pool) == len(chunks) - len(excluded)
+    assert all(e.text.endswith(tiny_data.IRRELEVANT_TARGET) for e in pool)
+    assert not any(f"<paragraph>{chunks[i].title}\n{chunks[i].text}</paragraph>" in e.text
+                   for e in pool for i in plan.gold)
+
+    first, again, second = (tiny_data.sample_epoch(examples, 3, epoch) for epoch in (0, 0, 1))
+    assert first == again and first != second
+    drawn = [examples[i] for i in first if examples[i].sampled]
+    questions = {e.question for e in examples if e.sampled}
+    assert len(drawn) == tiny_data.SAMPLED_NEGATIVES * len(questions)
+    assert set(range(len(examples))) - set(first) == {i for i, e in enumerate(examples) if e.sampled} - set(first)
+
+    unanswerable = [u for u in qa["unanswerable"] if not u.get("held_out")]
+    assert {p["question"] for p in training_set.unanswerable_plans} == {u["question"] for u in unanswerable}
+    for entry in tiny_data.held_out_questions(qa):
+        assert not any(entry["question"] in e.text for e in examples), entry["question"]
