@@ -26,6 +26,7 @@ BIKES = Passage(
     page_start=3,
     page_end=3,
     score=0.201,
+    notes=("read by OCR (p. 3): may hold misread words",),
 )
 
 

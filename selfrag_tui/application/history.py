@@ -336,7 +336,7 @@ def _build(cls: type, data: Mapping[str, Any], **nested: Any) -> Any:
 
 
 def _passage(data: Mapping[str, Any] | None) -> Passage | None:
-    return None if data is None else _build(Passage, data)
+    return None if data is None else _build(Passage, data, notes=tuple(data.get("notes") or ()))
 
 
 def _critique(data: Mapping[str, Any] | None) -> Critique:
