@@ -140,6 +140,7 @@ class Session:
         self.demo = demo
         self.listener: Listener = listener or (lambda event: None)
         self._engine = engine
+        self._owns_engine = False  # an engine handed in belongs to the caller (it may serve other sessions)
         self._store = store
         self._history = history
         self._retriever = retriever
@@ -188,7 +189,7 @@ class Session:
         self._engine_error = None
         self._engine_loading = True
         previous, self._engine = self._engine, None
-        if previous is not None:
+        if previous is not None and self._owns_engine:
             try:
                 previous.close()
             except Exception:  # releasing a model we no longer use must not stop the new one from loading
@@ -212,12 +213,14 @@ class Session:
             engine.close()
             raise ModelUnavailable("the model setting changed while the model loaded")
         self.attach_engine(engine, label)
+        self._owns_engine = True
         return engine
 
     def attach_engine(self, engine: "Engine", label: str | None = None) -> None:
         """Use an engine that is already loaded (e.g. one shared by several sessions); questions waiting for
-        the model are answered with it."""
+        the model are answered with it. The caller keeps it: `close` leaves it open."""
         self._engine = engine
+        self._owns_engine = False
         self._engine_error = None
         self._engine_ready.set()
         self.emit(ev.GeneratorStatus(ev.Status("ready", label or self.model_label)))
@@ -619,8 +622,9 @@ class Session:
     # -- the end ----------------------------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Release the model this session loaded; an engine handed in by the caller stays open."""
         engine, self._engine = self._engine, None
-        if engine is not None:
+        if engine is not None and self._owns_engine:
             engine.close()
 
 
