@@ -202,7 +202,7 @@ async def test_escape_in_the_library_stops_an_ingest(make_app, empty_store):
 
         await wait_for(pilot, lambda: not app.session.ingest_running, timeout=180, what="the ingest to stop")
         assert app.session.last_ingest_report.cancelled
-        assert "Stopped:" in screen_text(app)
+        await wait_for(pilot, lambda: "Stopped:" in screen_text(app), what="the library's summary of the stop")
         assert empty_store.documents() == []
 
 
