@@ -33,7 +33,6 @@ DOCUMENTS = "documents"
 META = "meta"
 CHUNKS_PREFIX = "chunks"
 SCHEMA_VERSION = "1"
-RRF_K = 60
 FTS_TOKENIZER = "icu"
 """Unicode word boundaries (ICU): splits Chinese, Japanese and Korean into words, which the "simple" splitter
 (whitespace and punctuation) leaves as one token per sentence, so a CJK phrase is found by keyword search."""
@@ -41,7 +40,6 @@ LOCK_FILE = ".write.lock"
 LOCK_OWNER_FILE = ".write.owner"
 DEFAULT_LOCK_WAIT_S = 600.0
 """How long a second writer waits for the first before giving up with `StoreLocked`."""
-"""Reciprocal-rank-fusion constant (Cormack et al. 2009): rank r contributes 1 / (RRF_K + r)."""
 
 _HIT_COLUMNS = ["chunk_id", "doc_id", "path", "doc_title", "title", "text", "ordinal", "page_start", "page_end",
                 "heading"]
