@@ -120,6 +120,11 @@ class Embedder:
         return cls(name, model, backend="torch", note=note)
 
     @property
+    def export_path(self) -> Path | None:
+        """The ONNX file this embedder runs, or None on the PyTorch backend."""
+        return getattr(self._model, "path", None)
+
+    @property
     def identity(self) -> dict[str, object]:
         return {"embedder": self.name, "dimension": self.dimension}
 
@@ -251,10 +256,9 @@ class OnnxSentenceEncoder:
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
-def export_onnx(folder: Path, *, quantized: bool) -> Path:
-    """The ONNX file for the model in `folder`, exported (and int8-quantised) on first use, offline, into
-    `onnx_cache_dir()`. Keyed by the weights' size and modification time, so new weights export again. Two
-    processes exporting at once take turns; a half-written file is never used."""
+def onnx_export_path(folder: Path, *, quantized: bool) -> Path:
+    """Where the export of the model in `folder` is cached (it may not exist yet). Keyed by the weights' size and
+    modification time and the export's version."""
     weights = next((folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).exists()), None)
     if weights is None:
         raise FileNotFoundError(f"no model.safetensors in {folder}")
@@ -262,8 +266,15 @@ def export_onnx(folder: Path, *, quantized: bool) -> Path:
     import hashlib
 
     key = hashlib.sha1(f"{folder.resolve()}|{info.st_size}|{info.st_mtime_ns}|{ONNX_EXPORT_VERSION}".encode())
-    target_dir = onnx_cache_dir() / f"{folder.name}-{key.hexdigest()[:12]}"
-    target = target_dir / ("model-int8.onnx" if quantized else "model.onnx")
+    return onnx_cache_dir() / f"{folder.name}-{key.hexdigest()[:12]}" / ("model-int8.onnx" if quantized else "model.onnx")
+
+
+def export_onnx(folder: Path, *, quantized: bool) -> Path:
+    """The ONNX file for the model in `folder`, exported (and int8-quantised) on first use, offline, into
+    `onnx_cache_dir()`. Keyed by the weights' size and modification time, so new weights export again. Two
+    processes exporting at once take turns; a half-written file is never used."""
+    target = onnx_export_path(folder, quantized=quantized)
+    target_dir = target.parent
     if target.exists():
         return target
     from filelock import FileLock

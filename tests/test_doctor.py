@@ -151,3 +151,23 @@ def test_gguf_vocabulary_is_checked_for_the_self_rag_tokens(doctor_env, tiny_ggu
         vocabulary = [f for f in run_checks(load_settings()).by_check("model") if "Self-RAG tokens" in f.message]
         assert [f.status for f in vocabulary] == [status]
     assert "[Retrieval]" in vocabulary[0].message and "selfrag/selfrag_llama2_7b" in vocabulary[0].fix
+
+
+def test_embedder_backend_and_its_export_are_reported_without_loading(doctor_env, embedder, monkeypatch):
+    """Doctor names the file the loaded embedder runs, and says when it will be exported instead."""
+    assert embedder.backend == "onnx-int8"
+    [finding] = run_checks(load_settings()).by_check("embedder")
+    assert finding.status == "ok" and finding.details["backend"] == "onnx-int8"
+    assert finding.details["export"] == str(embedder.export_path) and finding.details["exported"] is True
+
+    monkeypatch.setenv("SELFRAG_CACHE_DIR", str(doctor_env / "cache"))  # an empty cache: nothing exported yet
+    [finding] = run_checks(load_settings()).by_check("embedder")
+    assert finding.status == "ok" and finding.details["exported"] is False
+    assert "on first use" in finding.message
+    assert not (doctor_env / "cache").exists()  # a check only looks
+
+
+def test_an_embedding_model_that_is_not_installed_is_named(doctor_env):
+    write_config(doctor_env / "config.toml", f'[store]\nembedder = "{doctor_env / "no-such-model"}"\n')
+    [finding] = run_checks(load_settings()).by_check("embedder")
+    assert finding.status == "error" and "no-such-model" in finding.message and "store.embedder" in finding.fix

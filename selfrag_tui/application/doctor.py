@@ -1,8 +1,8 @@
 """`selfrag-chat doctor`: check the set-up and say how to fix each problem.
 
 Checks GPU/CUDA, which engines are installed and which one `auto` picks, the chosen engine's pre-flight check (the
-one its load runs: package, model on this machine, memory, vocabulary, server), the document store's health, and
-where config and data live. Nothing here loads a model, downloads anything or creates files: a check only looks.
+one its load runs: package, model on this machine, memory, vocabulary, server), the embedding backend, the document
+store's health, and where config and data live. Nothing here loads a model, downloads anything or creates files: a check only looks.
 No Textual: the CLI prints the findings and the app can show the same list.
 """
 
@@ -162,6 +162,42 @@ def check_store(settings: "Settings") -> list[Finding]:
     return findings
 
 
+def check_embedder(settings: "Settings") -> list[Finding]:
+    """Which embedding backend ingest and search will run, without loading it: ONNX Runtime int8 when it is
+    installed (exported once from the bundled weights, offline), else PyTorch, which gives the same passages
+    more slowly."""
+    import importlib.util
+    from pathlib import Path
+
+    from ingest.embedding import DEFAULT_BACKEND, onnx_export_path, resolve_model_location
+    from ingest.errors import EmbedderLoadError
+
+    name = settings.store.embedder
+    try:
+        location = Path(resolve_model_location(name))
+    except EmbedderLoadError as exc:
+        return [Finding("embedder", "error", f"embedding model {name}: {exc}", str(exc))]
+    if location.is_absolute() and not location.exists():
+        return [Finding("embedder", "error", f"embedding model folder {location} does not exist",
+                        "Set store.embedder to a sentence-transformers model folder or name, or remove the setting "
+                        "to use the bundled all-MiniLM-L6-v2.", {"path": str(location)})]
+    if importlib.util.find_spec("onnxruntime") is None:
+        return [Finding("embedder", "warn", f"{name}: PyTorch backend (ONNX Runtime is not installed)",
+                        "pip install onnxruntime: ingest embeds about twice as fast with the int8 ONNX backend",
+                        {"backend": "torch"})]
+    if not location.is_dir():  # a hub model name: exported after its first load
+        return [Finding("embedder", "ok", f"{name}: {DEFAULT_BACKEND} backend (exported on first use)",
+                        details={"backend": DEFAULT_BACKEND})]
+    try:
+        export = onnx_export_path(location, quantized=DEFAULT_BACKEND == "onnx-int8")
+    except OSError as exc:
+        return [Finding("embedder", "warn", f"{name}: the ONNX export cannot be made ({exc}); PyTorch is used",
+                        None, {"backend": "torch"})]
+    state = f"cached at {export}" if export.exists() else f"exported to {export.parent} on first use (a few seconds)"
+    return [Finding("embedder", "ok", f"{name}: {DEFAULT_BACKEND} backend, {state}",
+                    details={"backend": DEFAULT_BACKEND, "export": str(export), "exported": export.exists()})]
+
+
 def check_paths(settings: "Settings") -> list[Finding]:
     from selfrag_tui.application import locations
 
@@ -183,7 +219,7 @@ def check_paths(settings: "Settings") -> list[Finding]:
 
 def run_checks(settings: "Settings") -> Report:
     findings: list[Finding] = []
-    for check in (check_paths, check_gpu, check_engines, check_model, check_store):
+    for check in (check_paths, check_gpu, check_engines, check_model, check_embedder, check_store):
         try:
             findings += check() if check is check_gpu else check(settings)
         except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
