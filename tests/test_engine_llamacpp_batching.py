@@ -289,3 +289,23 @@ def test_long_form_turn_reads_only_new_tokens_and_answers_as_the_plain_path(engi
     # A later segment reads its marker and passages, not the question and the path's earlier segments again.
     for new, evaluated in calls[1:]:
         assert evaluated <= 1.2 * new, calls
+
+
+def test_the_kv_cache_setting_reaches_the_engine(tiny_gguf, vocab, candidates):
+    """model.kv_cache_tokens sizes the cache the candidates share: at the context length they run in groups, with
+    room for all of them in one batch."""
+    from selfrag_tui.engines.loader import load_engine
+    from selfrag_tui.engines.settings import ModelSettings
+
+    kwargs = dict(max_new_tokens=40, stop_token_ids=vocab.retrieve_ids, score_ids=vocab.score_ids)
+    splits = {}
+    for cache in (None, 8192):
+        settings = ModelSettings(model=str(tiny_gguf), engine="llamacpp", n_threads=1, max_model_len=512,
+                                 kv_cache_tokens=cache, kv_cache_dtype="f32")
+        loaded = load_engine(settings)
+        try:
+            loaded.generate(candidates, **kwargs)
+            splits[cache] = loaded.counters.splits
+        finally:
+            loaded.close()
+    assert splits[None] > 0 and splits[8192] == 0

@@ -87,6 +87,7 @@ def load_engine(model_settings: "ModelSettings") -> Engine:
             max_context=m.max_model_len,
             n_gpu_layers=m.n_gpu_layers,
             kv_cache_dtype=m.kv_cache_dtype,
+            kv_cache_tokens=m.kv_cache_tokens,
             tokenizer=m.tokenizer,
         )
     if name == "openai":

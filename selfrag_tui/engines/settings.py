@@ -58,6 +58,12 @@ class ModelSettings(BaseModel):
                                          "once, up to this many")
     n_gpu_layers: int = Field(0, ge=-1, le=1000, title="GPU layers",
                               description="engine llamacpp: layers to offload to a GPU; 0 = CPU only, -1 = all")
+    kv_cache_tokens: int | None = Field(
+        None, ge=256, le=1_048_576, title="KV cache tokens",
+        description="engine llamacpp: key/value cache shared by the K candidates and cached paths (empty: the "
+        "context length); more keeps more candidates in one batch and more earlier turns cached, at about 0.5 MB a "
+        "token for the 7B model at f16",
+    )
     kv_cache_dtype: Literal["f16", "f32"] = Field(
         "f16", title="KV cache dtype",
         description="engine llamacpp: f16 halves the cache but moves reflection logprobs by up to ~0.01; f32 "
