@@ -60,14 +60,15 @@ def test_each_engine_gets_its_settings(monkeypatch):
     monkeypatch.setattr(transformers_engine.TransformersEngine, "load", record("transformers"))
     base = dict(model="m", max_model_len=2048, n_threads=3, max_logprobs=7, tokenizer="tok")
     loader.load_engine(ModelSettings(engine="vllm", tensor_parallel_size=2, gpu_memory_utilization=0.5, **base))
-    loader.load_engine(ModelSettings(engine="llamacpp", n_gpu_layers=4, kv_cache_dtype="f32", **base))
+    loader.load_engine(ModelSettings(engine="llamacpp", n_gpu_layers=4, kv_cache_dtype="f32", kv_cache_tokens=8192,
+                                     **base))
     loader.load_engine(ModelSettings(engine="openai", base_url="http://h:1/v1", api_key="k", request_retries=5,
                                      request_timeout_s=9.0, max_concurrent_requests=2, **base))
     loader.load_engine(ModelSettings(engine="transformers", device="cpu", dtype="float32", **base))
     assert calls["vllm"][1] == dict(dtype="auto", tensor_parallel_size=2, gpu_memory_utilization=0.5,
                                     max_model_len=2048, max_logprobs=7)
     assert calls["llamacpp"][1] == dict(n_threads=3, max_context=2048, n_gpu_layers=4, tokenizer="tok",
-                                        kv_cache_dtype="f32")
+                                        kv_cache_dtype="f32", kv_cache_tokens=8192)
     assert calls["openai"][0] == ("http://h:1/v1",)
     assert calls["openai"][1] == dict(model="m", tokenizer="tok", api_key="k", timeout_s=9.0, retries=5,
                                       top_logprobs=7, max_concurrency=2, max_context=2048)
