@@ -75,6 +75,8 @@ def _settings_options(parser: argparse.ArgumentParser, sections: tuple[str, ...]
         for spec in option_specs(section):
             if (section, spec.name) in GLOBAL_FLAGS.values() or spec.kind in ("list", "map"):
                 continue
+            if spec.flag in parser._option_string_actions:  # the command's own option of that name wins
+                continue
             dest = f"set__{section}__{spec.name}"
             default_text = "" if spec.default is None else f"default {spec.default}"
             extra = ", ".join(part for part in (default_text, spec.allowed) if part)
@@ -106,8 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"selfrag_tui.commands.{name}")
         p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
         module.add_arguments(p)
-        _global_options(p, suppress=True)
-        _settings_options(p, SECTION_FLAGS.get(name, ()), suppress=True)
+        # A command with steps (`model list`) takes the flags after its step too: `model list --max-model-len N`.
+        steps = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        for parser_here in [p, *(step for action in steps for step in action.choices.values())]:
+            _global_options(parser_here, suppress=True)
+            _settings_options(parser_here, SECTION_FLAGS.get(name, ()), suppress=True)
     return parser
 
 

@@ -379,3 +379,22 @@ def test_the_configured_default_model_not_downloaded_says_how_to_get_it(hub_cach
     assert not check.ok
     assert "selfrag/selfrag_llama2_7b is not downloaded" in check.problems[0]
     assert "selfrag-chat model download hf" in check.problems[0] and "model recommend" in check.problems[0]
+
+
+def test_settings_flags_work_after_the_step_as_before_it(hub_cache, capsys):
+    """`model list --max-model-len N` and `model --max-model-len N list` size the cache alike; a step's own option
+    of the same name (`use --tokenizer`) stays the step's."""
+    from selfrag_tui.cli import build_parser, main
+
+    needed = {}
+    for argv in (["model", "list", "--json"], ["model", "list", "--max-model-len", "16384", "--json"],
+                 ["model", "--max-model-len", "16384", "list", "--json"]):
+        assert main(argv) == 0
+        rows = json.loads(capsys.readouterr().out)
+        needed[tuple(argv)] = next(r for r in rows if r["variant"] == "hf")
+    after, before = needed[("model", "list", "--max-model-len", "16384", "--json")], \
+        needed[("model", "--max-model-len", "16384", "list", "--json")]
+    assert after["needed_bytes"] == before["needed_bytes"] and after["context"] == before["context"] == 16384
+    assert after["needed_bytes"] > needed[("model", "list", "--json")]["needed_bytes"]
+    args = build_parser().parse_args(["model", "use", "http://127.0.0.1:1/v1", "--tokenizer", "tok"])
+    assert args.tokenizer == "tok" and args.set__model__tokenizer is None
