@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from collections import OrderedDict
 from typing import Callable, Sequence
 
 from ingest.errors import EmbedderLoadError
@@ -24,6 +25,7 @@ from ingest.errors import EmbedderLoadError
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 BACKENDS = ("onnx-int8", "onnx", "torch")
 DEFAULT_BACKEND = "onnx-int8"
+QUERY_CACHE_SIZE = 64
 ONNX_EXPORT_VERSION = 3
 """Bump when the export changes: cached files of an older export are made again."""
 _BUNDLED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -64,6 +66,7 @@ class Embedder:
         self.name = canonical_name(name)
         self._model = model
         self._lock = threading.Lock()
+        self._queries: OrderedDict[str, object] = OrderedDict()
         self.backend = backend
         self.note = note
         """Why the backend asked for is not the one running (ONNX Runtime missing, export failed), or None."""
@@ -179,7 +182,20 @@ class Embedder:
         return out
 
     def embed_query(self, query: str):
-        return self.embed([query], batch_size=1)[0]
+        """The query's vector (read-only). The last few are kept: a hybrid search that also searches a named
+        period's documents, and a long-form answer's repeated queries, embed each question once."""
+        with self._lock:
+            cached = self._queries.get(query)
+            if cached is not None:
+                self._queries.move_to_end(query)
+                return cached
+        vector = self.embed([query], batch_size=1)[0]
+        vector.setflags(write=False)
+        with self._lock:
+            self._queries[query] = vector
+            while len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        return vector
 
 
 def onnx_cache_dir() -> Path:

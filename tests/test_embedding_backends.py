@@ -96,3 +96,12 @@ def test_an_unknown_backend_is_named() -> None:
     with pytest.raises(EmbedderLoadError, match="unknown embedding backend 'cuda-magic'.*onnx-int8"):
         Embedder.load(backend="cuda-magic")
     assert BACKENDS[0] == "onnx-int8"
+
+
+def test_a_query_is_embedded_once_and_its_vector_cannot_be_changed(embedder):
+    first = embedder.embed_query("How often are the tomatoes watered in summer?")
+    again = embedder.embed_query("How often are the tomatoes watered in summer?")
+    assert again is first  # the second search of a question reuses its vector
+    np.testing.assert_allclose(first, embedder.embed(["How often are the tomatoes watered in summer?"])[0], atol=1e-6)
+    with pytest.raises(ValueError):
+        first[0] = 1.0  # shared between searches: read-only
