@@ -143,13 +143,17 @@ def sample_doc_paths() -> list[Path]:
 
 def load_chunks() -> list[PassageChunk]:
     """Every passage of sample_docs/ as the store will hold it."""
-    from ingest.chunking import chunk_document
+    from ingest.chunking import chunk_document, fit_to_window
+    from ingest.embedding import Embedder
     from ingest.loaders import load_file
+    from ingest.store import DEFAULT_EMBEDDER
 
+    embedder = Embedder.load(DEFAULT_EMBEDDER)  # passages are split to fit its window, as the store does
     chunks: list[PassageChunk] = []
     for path in sample_doc_paths():
         document = load_file(path)
-        for chunk in chunk_document(document, chunk_words=CHUNK_WORDS, overlap_words=OVERLAP_WORDS):
+        pieces = chunk_document(document, chunk_words=CHUNK_WORDS, overlap_words=OVERLAP_WORDS)
+        for chunk in fit_to_window(pieces, embedder.count_tokens, embedder.max_tokens):
             chunks.append(
                 PassageChunk(
                     index=len(chunks),

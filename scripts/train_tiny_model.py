@@ -37,14 +37,14 @@ OUT_DIR = ROOT / "selfrag_tui" / "models" / "tiny-selfrag"
 SEED = 1234
 BASE_VOCAB = 3000
 """SentencePiece pieces (incl. <unk>, <s>, </s> and 256 byte pieces); the Self-RAG tokens come after them."""
-HIDDEN = 96
-LAYERS = 2
+HIDDEN = 128
+LAYERS = 3
 HEADS = 4
-INTERMEDIATE = 256
+INTERMEDIATE = 384
 MAX_POSITIONS = 4096  # like Llama-2; RoPE has no learned positions, so this costs nothing
-EPOCHS = 28
+EPOCHS = 40
 TOKENS_PER_BATCH = 2048
-LEARNING_RATE = 5e-3
+LEARNING_RATE = 4e-3
 WARMUP_STEPS = 30
 
 
@@ -133,9 +133,18 @@ def write_tokenizer_files(out: Path, base_vocab: int) -> None:
 JUDGEMENT_WEIGHT = 5.0
 """Extra weight of the [Relevant]/[Irrelevant] token: one token carries the whole passage judgement."""
 
+RELEVANT_JUDGEMENT = 3.0
+"""Weight of a right passage's [Relevant] against a wrong passage's [Irrelevant] (about six wrong passages per
+right one are trained)."""
 
-def encode_examples(tokenizer, examples: list[tiny_data.Example]) -> list[tuple[list[int], list[float]]]:
-    """Token ids with BOS and, per token, its loss weight (0 outside the trained spans)."""
+QUESTION_DROPOUT = 0.15
+"""Share of the question's tokens dropped, afresh in every epoch: the model learns to judge a passage by the
+question's content words rather than by the exact wording it memorised, so unseen paraphrases are judged too."""
+
+
+def encode_examples(tokenizer, examples: list[tiny_data.Example]) -> list[tuple[list[int], list[float], list[bool]]]:
+    """Token ids with BOS and, per token, its loss weight (0 outside the trained spans) and whether it belongs to
+    the instruction (and so may be dropped in training)."""
     judgement_ids = {tokenizer.convert_tokens_to_ids("[Relevant]"), tokenizer.convert_tokens_to_ids("[Irrelevant]")}
     encoded = []
     for example in examples:
@@ -148,16 +157,26 @@ def encode_examples(tokenizer, examples: list[tiny_data.Example]) -> list[tuple[
             if position == 0 or end <= start:
                 continue
             trained[position] = any(lo <= start < hi for lo, hi in example.trained)
+        question_start = len("### Instruction:\n")
+        question_end = example.text.find("\n\n### Response:")
+        droppable = [
+            position > 0 and not trained[position] and question_start <= start and end <= question_end
+            for position, (start, end) in enumerate(offsets)
+        ]
         first = trained.index(True)
         prompt_ids = tokenizer(example.text[: example.trained[0][0]], add_special_tokens=True)["input_ids"]
         if prompt_ids != ids[:first]:
             raise SystemExit(f"prompt tokens differ inside and outside the example ({example.kind}): "
                              f"{example.text[:80]!r}")
+        # An answer's weight (RELEVANT_WEIGHT) is there to learn its words; its [Relevant] gets RELEVANT_JUDGEMENT
+        # times the weight of an [Irrelevant] instead. With the full answer weight every doubtful passage tilts to
+        # [Relevant] (wrong passages marked relevant in new wordings); with none, right passages are rejected.
         weights = [
-            (example.weight * (JUDGEMENT_WEIGHT if token in judgement_ids else 1.0)) if on else 0.0
+            (JUDGEMENT_WEIGHT * (RELEVANT_JUDGEMENT if example.weight > 1 else 1.0) if token in judgement_ids
+             else example.weight) if on else 0.0
             for token, on in zip(ids, trained)
         ]
-        encoded.append((ids, weights))
+        encoded.append((ids, weights, droppable))
     return encoded
 
 
@@ -180,14 +199,18 @@ def make_batches(lengths: list[int], budget: int) -> list[list[int]]:
 # ----------------------------------------------------------------------------------------------- training
 
 
-def train_model(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log=print, epoch_examples=None):
-    """`epoch_examples(epoch)` gives the indices of `encoded` trained in that epoch (all of them when None)."""
+def train_model(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log=print, epoch_examples=None,
+                init: Path | None = None, learning_rate: float = LEARNING_RATE, first_epoch: int = 0):
+    """`epoch_examples(epoch)` gives the indices of `encoded` trained in that epoch (all of them when None).
+    `init` continues from a saved model (its epochs counted from `first_epoch`, so later epochs draw new wrong
+    passages) instead of fresh weights."""
     import torch
 
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
-        return _train(encoded, vocab_size, pad_id, seed=seed, epochs=epochs, log=log, epoch_examples=epoch_examples)
+        return _train(encoded, vocab_size, pad_id, seed=seed, epochs=epochs, log=log, epoch_examples=epoch_examples,
+                      init=init, learning_rate=learning_rate, first_epoch=first_epoch)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
@@ -203,7 +226,8 @@ def epoch_batches(encoded, epochs: int, epoch_examples) -> list[list[list[int]]]
     return plan
 
 
-def _train(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log, epoch_examples=None):
+def _train(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log, epoch_examples=None,
+           init: Path | None = None, learning_rate: float = LEARNING_RATE, first_epoch: int = 0):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -225,11 +249,17 @@ def _train(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log
         pad_token_id=pad_id,
         attn_implementation="sdpa",
     )
-    model = LlamaForCausalLM(config)
+    if init is not None:
+        model = LlamaForCausalLM.from_pretrained(str(init), torch_dtype=torch.float32)
+        if model.config.vocab_size != vocab_size or model.config.hidden_size != HIDDEN:
+            raise SystemExit(f"{init} is not a model of this shape and vocabulary")
+    else:
+        model = LlamaForCausalLM(config)
     model.train()
-    plan = epoch_batches(encoded, epochs, epoch_examples)
+    shifted = None if epoch_examples is None else (lambda epoch: epoch_examples(first_epoch + epoch))
+    plan = epoch_batches(encoded, epochs, shifted)
     total_steps = sum(len(batches) for batches in plan)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, betas=(0.9, 0.98), weight_decay=0.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.98), weight_decay=0.0)
 
     def learning_rate(step: int) -> float:
         if step < WARMUP_STEPS:
@@ -238,19 +268,23 @@ def _train(encoded, vocab_size: int, pad_id: int, *, seed: int, epochs: int, log
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate)
-    rng = random.Random(seed)
+    rng = random.Random(seed + first_epoch)
     step, started, epoch_loss = 0, time.perf_counter(), float("nan")
     for epoch in range(epochs):
         batches = plan[epoch]
         rng.shuffle(batches)
         losses = []
         for batch in batches:
-            width = max(len(encoded[i][0]) for i in batch)
+            rows = []
+            for index in batch:
+                ids, token_weights, droppable = encoded[index]
+                keep = [not (drop and rng.random() < QUESTION_DROPOUT) for drop in droppable]
+                rows.append(([t for t, k in zip(ids, keep) if k], [w for w, k in zip(token_weights, keep) if k]))
+            width = max(len(ids) for ids, _ in rows)
             input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
             attention = torch.zeros((len(batch), width), dtype=torch.long)
             weights = torch.zeros((len(batch), width), dtype=torch.float32)
-            for row, index in enumerate(batch):
-                ids, token_weights = encoded[index]
+            for row, (ids, token_weights) in enumerate(rows):
                 input_ids[row, : len(ids)] = torch.tensor(ids)
                 attention[row, : len(ids)] = 1
                 weights[row, : len(ids)] = torch.tensor(token_weights)
@@ -442,7 +476,7 @@ def build(args) -> None:
         if tokenizer.convert_tokens_to_ids(token) != base_vocab + offset:
             raise SystemExit(f"{token} did not get id {base_vocab + offset}")
     encoded = encode_examples(tokenizer, training_set.examples)
-    lengths = [len(ids) for ids, _ in encoded]
+    lengths = [len(ids) for ids, *_ in encoded]
 
     def epoch_examples(epoch: int) -> list[int]:
         return tiny_data.sample_epoch(training_set.examples, args.seed, epoch)
@@ -455,7 +489,8 @@ def build(args) -> None:
         return
 
     model, stats = train_model(encoded, base_vocab + len(SELF_RAG_TOKENS), base_vocab + len(SELF_RAG_TOKENS) - 1,
-                               seed=args.seed, epochs=args.epochs, epoch_examples=epoch_examples)
+                               seed=args.seed, epochs=args.epochs, epoch_examples=epoch_examples,
+                               init=args.init, learning_rate=args.learning_rate, first_epoch=args.first_epoch)
     model.generation_config.do_sample = False
     model.save_pretrained(str(out))
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
@@ -463,6 +498,11 @@ def build(args) -> None:
         "about": "Tiny Self-RAG demo model; retrain with `python scripts/train_tiny_model.py` when the fingerprints "
                  "below no longer match sample_docs/, scripts/sample_qa.json or the chunker.",
         "seed": args.seed,
+        "continued_from": None if args.init is None else {
+            "model": str(args.init), "epochs_before": args.first_epoch,
+            "final_loss": json.loads((args.init / "training_manifest.json").read_text(encoding="utf-8"))
+            .get("final_loss")},
+        "learning_rate": args.learning_rate,
         **stats,
         "final_loss": round(stats["final_loss"], 6),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -475,6 +515,8 @@ def build(args) -> None:
         "negatives_from": retrieval,
         "negatives_k": tiny_data.CANDIDATES_K,
         "sampled_negatives_per_epoch": tiny_data.SAMPLED_NEGATIVES,
+        "question_dropout": QUESTION_DROPOUT,
+        "relevant_judgement_weight": RELEVANT_JUDGEMENT,
         "irrelevant_answer": NOT_IN_PASSAGE,
         "counts": training_set.counts,
         "training_tokens_per_epoch": epoch_tokens,
@@ -508,6 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="model folder (default: the bundled one)")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
+    parser.add_argument("--init", type=Path, help="continue training this saved model instead of fresh weights")
+    parser.add_argument("--first-epoch", type=int, default=0,
+                        help="with --init: the number of epochs it was trained for (new wrong passages are drawn)")
     parser.add_argument("--verify", action="store_true", help="only verify the saved model and print the table")
     parser.add_argument("--data-only", action="store_true",
                         help="build the training set and tokenizer, print their sizes, and stop before training")
