@@ -1,6 +1,6 @@
 """What the bundled demo model knows: the topics of sample_docs/ and questions it was trained to answer from them.
 
-The demo model is 2 MB and was trained only on these documents; the app's welcome offers these questions so a
+The demo model is 4 MB and was trained only on these documents; the app's welcome offers these questions so a
 first question shows the model retrieving, judging and citing rather than guessing.
 """
 
