@@ -115,7 +115,8 @@ class ChatScreen(Screen):
 
         yield Static(
             Text("This is the tiny demo model. It knows only the sample documents: " + "; ".join(DEMO_TOPICS)
-                 + ". Press a number (or Enter on a question) to ask it, or type your own:"),
+                 + ". Questions on anything else may get a confident answer that means nothing. Press a number "
+                 "(or Enter on a question) to ask it, or type your own about these topics:"),
             id="demo-topics",
         )
         yield ExampleQuestions(*[Option(f"{n}  {q}", id=f"example-{n}") for n, q in enumerate(DEMO_QUESTIONS, 1)],
