@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from collections import OrderedDict
+from pathlib import Path
 from typing import Callable, Sequence
 
 from ingest.errors import EmbedderLoadError
@@ -282,7 +282,8 @@ def onnx_export_path(folder: Path, *, quantized: bool) -> Path:
     import hashlib
 
     key = hashlib.sha1(f"{folder.resolve()}|{info.st_size}|{info.st_mtime_ns}|{ONNX_EXPORT_VERSION}".encode())
-    return onnx_cache_dir() / f"{folder.name}-{key.hexdigest()[:12]}" / ("model-int8.onnx" if quantized else "model.onnx")
+    folder_key = f"{folder.name}-{key.hexdigest()[:12]}"
+    return onnx_cache_dir() / folder_key / ("model-int8.onnx" if quantized else "model.onnx")
 
 
 def export_onnx(folder: Path, *, quantized: bool) -> Path:

@@ -171,3 +171,10 @@ def test_an_embedding_model_that_is_not_installed_is_named(doctor_env):
     write_config(doctor_env / "config.toml", f'[store]\nembedder = "{doctor_env / "no-such-model"}"\n')
     [finding] = run_checks(load_settings()).by_check("embedder")
     assert finding.status == "error" and "no-such-model" in finding.message and "store.embedder" in finding.fix
+
+
+def test_a_hub_embedding_model_is_reported_on_the_pytorch_backend(doctor_env):
+    """The ONNX export reads a folder of weights; a model named by its hub id runs on PyTorch, and doctor says so."""
+    write_config(doctor_env / "config.toml", '[store]\nembedder = "sentence-transformers/all-mpnet-base-v2"\n')
+    [finding] = run_checks(load_settings()).by_check("embedder")
+    assert finding.details["backend"] == "torch" and "model folder" in finding.message

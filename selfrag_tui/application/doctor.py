@@ -2,8 +2,8 @@
 
 Checks GPU/CUDA, which engines are installed and which one `auto` picks, the chosen engine's pre-flight check (the
 one its load runs: package, model on this machine, memory, vocabulary, server), the embedding backend, the document
-store's health, and where config and data live. Nothing here loads a model, downloads anything or creates files: a check only looks.
-No Textual: the CLI prints the findings and the app can show the same list.
+store's health, and where config and data live. Nothing here loads a model, downloads anything or creates files: a
+check only looks. No Textual: the CLI prints the findings and the app can show the same list.
 """
 
 from __future__ import annotations
@@ -185,17 +185,19 @@ def check_embedder(settings: "Settings") -> list[Finding]:
         return [Finding("embedder", "warn", f"{name}: PyTorch backend (ONNX Runtime is not installed)",
                         "pip install onnxruntime: ingest embeds about twice as fast with the int8 ONNX backend",
                         {"backend": "torch"})]
-    if not location.is_dir():  # a hub model name: exported after its first load
-        return [Finding("embedder", "ok", f"{name}: {DEFAULT_BACKEND} backend (exported on first use)",
-                        details={"backend": DEFAULT_BACKEND})]
+    if not location.is_dir():  # a hub model name: the export reads a folder of weights, so PyTorch runs it
+        return [Finding("embedder", "info", f"{name}: PyTorch backend (the ONNX export needs a model folder)",
+                        "Set store.embedder to the model's folder to embed with the faster int8 ONNX backend.",
+                        {"backend": "torch"})]
     try:
         export = onnx_export_path(location, quantized=DEFAULT_BACKEND == "onnx-int8")
     except OSError as exc:
         return [Finding("embedder", "warn", f"{name}: the ONNX export cannot be made ({exc}); PyTorch is used",
                         None, {"backend": "torch"})]
-    state = f"cached at {export}" if export.exists() else f"exported to {export.parent} on first use (a few seconds)"
+    exported = export.exists()
+    state = f"cached at {export}" if exported else f"exported to {export.parent} on first use (a few seconds)"
     return [Finding("embedder", "ok", f"{name}: {DEFAULT_BACKEND} backend, {state}",
-                    details={"backend": DEFAULT_BACKEND, "export": str(export), "exported": export.exists()})]
+                    details={"backend": DEFAULT_BACKEND, "export": str(export), "exported": exported})]
 
 
 def check_paths(settings: "Settings") -> list[Finding]:
