@@ -1,7 +1,7 @@
 """Retrieval quality on real documents: does search put the passage that holds the answer first (R@1), in the
 top five (R@5), and how high on average (MRR over the top 10)? Also ingest speed (passages per second).
 
-Two corpora, both read from the folder given by --data (this script downloads nothing):
+Four kinds of corpus, read from the folder given by --data (this script downloads nothing):
 
 - `papers`: long multi-section scientific papers with reading-comprehension questions (QASPER-style, from the
   L-Eval collection): `papers/scientific_qa.jsonl` holds the papers with questions, `papers/paper_assistant.jsonl`
@@ -11,6 +11,12 @@ Two corpora, both read from the folder given by --data (this script downloads no
 - `filings`: nine quarterly 10-Q PDFs of one company (Patriot Transportation, 2020-2023) whose PDF titles are
   not usable (`<submission><type> 10-Q`), with 24 hand-written questions in benchmarks/data/filings_questions.json
   that name a quarter or say "latest": the right company is easy, the right quarter is the test.
+- `paragraphs`: short encyclopedia paragraphs, one note file each: the first ten articles of SQuAD 2.0's
+  *training* split (694 paragraphs of ten topics, so the distractors share the right paragraph's subject), with
+  the answerable questions (every fourth by default, see --paragraph-stride). The right passage is the paragraph's.
+- `biomedical`: PubMed abstracts as BioASQ 12B's golden sets quote them: each abstract becomes a note of its
+  title and the quoted sentences in their order, and a question is right when a passage of any abstract it cites
+  comes back. The abstracts are excerpts, so passages are shorter than whole abstracts.
 
 Get the data (public GitHub repositories):
 
@@ -20,11 +26,15 @@ Get the data (public GitHub repositories):
     cp /tmp/LEval/LEval-data/Open-ended-tasks/{scientific_qa,paper_assistant}.jsonl DATA/papers/
     for q in 20201231 20210331 20210630 20211231 20220331 20220630 20221231 20230331 20230630; do
         cp /tmp/pati/assets/filings/pati-$q-10q.pdf DATA/filings/; done
+    git clone --depth 1 https://github.com/PhongNTDo/guide_train_MRC_transformers /tmp/squad
+    mkdir -p DATA/paragraphs && cp /tmp/squad/train-v2.0.json DATA/paragraphs/squad2-train-subset.json
+    git clone --depth 1 https://github.com/MattMorgis/bioasq-rag /tmp/bioasq
+    mkdir -p DATA/biomedical && cp /tmp/bioasq/data/BioASQ-12b/goldset/12B*_golden.json DATA/biomedical/
 
 Run (a few minutes on two cores):
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_retrieval.py --data DATA [--backend torch|onnx|onnx-int8]
-        [--corpora papers filings] [--methods vector fts hybrid ...]
+        [--corpora papers filings paragraphs biomedical] [--methods vector fts hybrid ...]
 """
 
 from __future__ import annotations
@@ -50,9 +60,10 @@ DEPTH = 10
 @dataclass
 class Question:
     text: str
-    doc_file: str
-    """File name of the document that answers it."""
-    answer: str
+    doc_file: str | tuple[str, ...]
+    """File name of the document that answers it (or of each document that does)."""
+    answer: str | None
+    """Text the right passage holds; None: any passage of the answering document counts."""
 
 
 def normalise(text: str) -> str:
@@ -106,16 +117,55 @@ def build_filings(data: Path, folder: Path, max_questions: int | None) -> list[Q
     return questions[:max_questions] if max_questions else questions
 
 
-CORPORA = {"papers": build_papers, "filings": build_filings}
+PARAGRAPH_STRIDE = 4
 
 
-def gold_chunks(store, question: Question) -> set[str]:
-    """Ids of the passages of the answering document whose text holds the answer."""
-    needle = normalise(question.answer)
-    record = next((r for r in store.documents() if Path(r.path).name == question.doc_file), None)
-    if record is None:
-        return set()
-    return {hit.chunk_id for hit in store.chunks_of(record.doc_id) if needle in normalise(hit.text)}
+def build_paragraphs(data: Path, folder: Path, max_questions: int | None) -> list[Question]:
+    squad = json.loads((data / "paragraphs" / "squad2-train-subset.json").read_text(encoding="utf-8"))
+    questions: list[Question] = []
+    for article in squad["data"]:
+        topic = re.sub(r"[^A-Za-z0-9]+", "-", article["title"]).strip("-").lower()
+        for number, paragraph in enumerate(article["paragraphs"]):
+            name = f"{topic}-{number:03d}.txt"
+            (folder / name).write_text(paragraph["context"] + "\n", encoding="utf-8")
+            for qa in paragraph["qas"]:
+                if not qa.get("is_impossible") and qa["answers"]:
+                    questions.append(Question(qa["question"].strip(), name, None))
+    questions = questions[::PARAGRAPH_STRIDE]
+    return questions[:max_questions] if max_questions else questions
+
+
+def build_biomedical(data: Path, folder: Path, max_questions: int | None) -> list[Question]:
+    quoted: dict[str, dict[tuple[int, int], str]] = {}
+    questions: list[Question] = []
+    for path in sorted((data / "biomedical").glob("*_golden.json")):
+        for item in json.loads(path.read_text(encoding="utf-8"))["questions"]:
+            cited = []
+            for snippet in item.get("snippets", []):
+                pmid = snippet["document"].rstrip("/").rsplit("/", 1)[-1]
+                order = 0 if snippet["beginSection"] == "title" else 1
+                quoted.setdefault(pmid, {})[(order, snippet["offsetInBeginSection"])] = snippet["text"].strip()
+                cited.append(f"pubmed-{pmid}.txt")
+            if cited:
+                questions.append(Question(item["body"].strip(), tuple(dict.fromkeys(cited)), None))
+    for pmid, parts in quoted.items():
+        texts = [text for _, text in sorted(parts.items())]
+        (folder / f"pubmed-{pmid}.txt").write_text("\n\n".join(dict.fromkeys(texts)) + "\n", encoding="utf-8")
+    return questions[:max_questions] if max_questions else questions
+
+
+CORPORA = {"papers": build_papers, "filings": build_filings, "paragraphs": build_paragraphs,
+           "biomedical": build_biomedical}
+
+
+def gold_chunks(store, question: Question, documents=None) -> set[str]:
+    """Ids of the passages of the answering document(s) whose text holds the answer (any of their passages when
+    the question names no answer text)."""
+    names = {question.doc_file} if isinstance(question.doc_file, str) else set(question.doc_file)
+    needle = normalise(question.answer) if question.answer else None
+    records = [r for r in (documents if documents is not None else store.documents()) if Path(r.path).name in names]
+    return {hit.chunk_id for record in records for hit in store.chunks_of(record.doc_id)
+            if needle is None or needle in normalise(hit.text)}
 
 
 def evaluate(ranked_ids: list[list[str]], golds: list[set[str]]) -> dict[str, float]:
@@ -151,7 +201,8 @@ def methods(names: list[str]):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="folder with papers/ and filings/ (see above)")
+    parser.add_argument("--data", type=Path, required=True, help="folder with papers/, filings/, paragraphs/ and "
+                                                                   "biomedical/ (see above)")
     parser.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
     parser.add_argument("--methods", nargs="+", default=None, help="default: every method known")
     parser.add_argument("--backend", default=None, help="embedding backend: torch, onnx or onnx-int8 (default: "
@@ -199,7 +250,8 @@ def main() -> None:
             if report.failed:
                 print(f"  failed: {report.failed}")
             chunks = store.count_chunks()
-            golds = [gold_chunks(store, q) for q in questions]
+            documents = store.documents()
+            golds = [gold_chunks(store, q, documents) for q in questions]
             kept = [(q, g) for q, g in zip(questions, golds) if g]
             print(f"\n{corpus}: {len(report.added)} documents, {chunks} passages, ingest {ingest_s:.1f} s "
                   f"({chunks / ingest_s:.1f} passages/s); {len(kept)} of {len(questions)} questions have their "
