@@ -31,6 +31,13 @@ VECTOR_WEIGHT = 0.5
 near-misses crowd out exact figures and dates)."""
 PERIOD_BOOST = 1.0
 """Share of the best fused score added to passages of the document whose period the question names."""
+RERANK_CANDIDATES = 20
+"""Fused results the sentence reranker re-scores; the best `k` of them are returned."""
+RERANK_WEIGHT = 1.0
+"""Weight of the best sentence's similarity (standardised over the candidates) against the fused score's."""
+SENTENCE_CACHE = 4096
+"""Passages whose sentence vectors are kept between questions (a chat asks about the same documents)."""
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 
 _MONTHS = {m: i for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august",
                                         "september", "october", "november", "december"], start=1)}
@@ -52,6 +59,8 @@ BENCHMARK_VARIANTS = {
     "zsum-c50+period": {"period": True, "fusion": "z", "candidates": 50},
     "zsum-v0.5 (no period)": {"period": False, "fusion": "z", "vector_weight": 0.5},
     "zsum-v0.5+period1.0": {"period": True, "fusion": "z", "vector_weight": 0.5, "period_boost": 1.0},
+    "reranked": {"rerank": True},
+    "reranked-10": {"rerank": True, "rerank_candidates": 10},
 }
 """Configurations `benchmarks/bench_retrieval.py` measures beside the store's own modes."""
 
@@ -148,12 +157,83 @@ def _standardised(hits: list["SearchHit"]) -> dict[str, float]:
     return {chunk_id: max(0.0, (score - mean) / spread) for chunk_id, score in best.items()}
 
 
+def sentences(text: str) -> list[str]:
+    """A passage's sentences (and lines: list items, table rows), each of a few words at least."""
+    parts = [" ".join(part.split()) for part in _SENTENCE.split(text)]
+    kept = [part for part in parts if len(part.split()) >= 3]
+    return kept or [" ".join(text.split())]
+
+
+class SentenceReranker:
+    """Re-scores a search's best candidates by the sentence that matches the question best.
+
+    A passage's single vector averages all its sentences, so the one sentence that answers a question is diluted
+    by the rest of a long passage, and a passage about the same subject that never answers it can rank above.
+    Here each candidate's sentences are embedded with the store's own embedding model (offline, no second model)
+    and the question's cosine similarity with the best of them, standardised over the candidates, is added to the
+    fused score, also standardised. Sentence vectors are cached per passage, so a chat about the same documents
+    embeds each passage's sentences once."""
+
+    def __init__(self, embedder, *, weight: float = RERANK_WEIGHT, cache_size: int = SENTENCE_CACHE) -> None:
+        from collections import OrderedDict
+
+        self.embedder, self.weight, self.cache_size = embedder, weight, cache_size
+        self._cache: "OrderedDict[tuple[str, int], object]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _vectors(self, hits: Sequence["SearchHit"]) -> list:
+        keys = [(hit.chunk_id, hash(hit.text)) for hit in hits]
+        with self._lock:
+            found = {key: self._cache[key] for key in keys if key in self._cache}
+        missing = [(key, hit) for key, hit in zip(keys, hits) if key not in found]
+        if missing:
+            split = [sentences(hit.text) for _, hit in missing]
+            flat = self.embedder.embed([sentence for group in split for sentence in group])
+            start = 0
+            for (key, _), group in zip(missing, split):
+                found[key] = flat[start:start + len(group)]
+                start += len(group)
+            with self._lock:
+                for key, _ in missing:
+                    self._cache[key] = found[key]
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return [found[key] for key in keys]
+
+    def rerank(self, query: str, hits: Sequence["SearchHit"], k: int) -> list["SearchHit"]:
+        """The `k` best of `hits` (ranked by a search, best first) after re-scoring; their score is the new one."""
+        import statistics
+        from dataclasses import replace
+
+        if len(hits) < 2:
+            return list(hits[:k])
+        question = self.embedder.embed_query(query)
+        best = [float((vectors @ question).max()) for vectors in self._vectors(hits)]
+
+        def standardised(values: list[float]) -> list[float]:
+            mean, spread = statistics.fmean(values), statistics.pstdev(values)
+            return [(v - mean) / spread if spread > 0 else 0.0 for v in values]
+
+        scores = [a + self.weight * b for a, b in zip(standardised([h.score for h in hits]), standardised(best))]
+        order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))[:k]
+        return [replace(hits[i], score=scores[i]) for i in order]
+
+
 def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = True,
            candidates: int = CANDIDATES, fusion: str = "z", vector_weight: float = VECTOR_WEIGHT,
-           documents: Sequence[str] | None = None, period_boost: float | None = None) -> list["SearchHit"]:
+           documents: Sequence[str] | None = None, period_boost: float | None = None,
+           rerank: "SentenceReranker | bool | None" = None,
+           rerank_candidates: int = RERANK_CANDIDATES) -> list["SearchHit"]:
     """The `k` best passages: vector and full-text candidates fused by standardised score (`fusion="z"`, or
     "share" of each leg's best), then (with `period`) those of the document whose period the question names, or
-    of the newest document for "latest", moved up. `documents` (paths or ids) restricts the search."""
+    of the newest document for "latest", moved up. `documents` (paths or ids) restricts the search. With
+    `rerank` (a SentenceReranker, or True for the store's own), the best `rerank_candidates` are re-scored by
+    their best-matching sentence and the best `k` of those returned."""
+    if rerank:
+        reranker = rerank if isinstance(rerank, SentenceReranker) else store.sentence_reranker()
+        fused = search(store, query, k=max(k, rerank_candidates), period=period, candidates=candidates,
+                       fusion=fusion, vector_weight=vector_weight, documents=documents, period_boost=period_boost)
+        return reranker.rerank(query, fused, k)
     from dataclasses import replace
 
     if fusion == "rrf":
@@ -196,4 +276,5 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
     return [replace(hits[chunk_id], score=fused[chunk_id]) for chunk_id in best]
 
 
-__all__ = ["BENCHMARK_VARIANTS", "document_facts", "document_period", "query_issuers", "query_period", "search"]
+__all__ = ["BENCHMARK_VARIANTS", "SentenceReranker", "document_facts", "document_period", "query_issuers",
+           "query_period", "search", "sentences"]

@@ -116,6 +116,7 @@ class DocumentStore:
         self.embed_batch_size = embed_batch_size
         self._embedder: Embedder | None = None
         self._embedder_lock = threading.Lock()
+        self._reranker = None
         self._write_mutex = threading.RLock()
         self._write_depth = 0
         self._lock_file = None
@@ -253,6 +254,17 @@ class DocumentStore:
             raise StoreError(f"embedder '{embedder.name}' given to a store configured for '{self.embedder_name}'")
         with self._embedder_lock:
             self._embedder = embedder
+            self._reranker = None
+
+    def sentence_reranker(self):
+        """The store's `ingest.retrieval.SentenceReranker` (its sentence vectors cached across searches)."""
+        from ingest.retrieval import SentenceReranker
+
+        embedder = self.embedder
+        with self._embedder_lock:
+            if self._reranker is None or self._reranker.embedder is not embedder:
+                self._reranker = SentenceReranker(embedder)
+            return self._reranker
 
     # --- chunks table ------------------------------------------------------------------------------------------
 
@@ -596,11 +608,17 @@ class DocumentStore:
         return table.count_rows() if table is not None else 0
 
     def search(self, query: str, *, k: int = 5, mode: str = "hybrid",
-               documents: Sequence[str] | None = None) -> list[SearchHit]:
+               documents: Sequence[str] | None = None, rerank: bool = False) -> list[SearchHit]:
         """The `k` best passages for `query`. `vector`: cosine similarity of embeddings (finds paraphrases);
         `fts`: BM25 over words (finds exact names, codes and numbers); `hybrid`: both, fused by standardised
         score and preferring the document of a period the question names (`ingest.retrieval`).
-        `documents` (paths or ids) restricts the search to those documents."""
+        `documents` (paths or ids) restricts the search to those documents. `rerank` re-scores the best few
+        (any mode) by the sentence that matches the query best (`ingest.retrieval.SentenceReranker`)."""
+        if rerank:
+            from ingest.retrieval import RERANK_CANDIDATES
+
+            hits = self.search(query, k=max(k, RERANK_CANDIDATES), mode=mode, documents=documents)
+            return self.sentence_reranker().rerank(query, hits, k)
         if mode not in ("hybrid", "vector", "fts"):
             raise StoreError(f"unknown search mode '{mode}': use hybrid, vector or fts")
         table = self._chunks()

@@ -40,12 +40,17 @@ def test_ingest_docs_search_rm(library: Path, capsys) -> None:
 
     code, found = run_json(capsys, "search", "BP-2290-Z", "--k", "2")
     top = found["hits"][0]
-    assert code == 0 and found["mode"] == "hybrid"
+    assert code == 0 and found["mode"] == "hybrid" and found["rerank"] is True
     # Both short pages fit in one passage, which therefore cites the page range.
     assert Path(top["file"]).name == "bike.pdf" and top["page_end"] == 2 and top["location"] == "bike.pdf, pp. 1-2"
     code, found = run_json(capsys, "search", "what do llamas eat", "--mode", "vector", "--k", "1")
     assert found["hits"][0]["heading"] == "Llamas" and found["hits"][0]["location"] == "camelids.md § Llamas"
     assert found["hits"][0]["score"] > 0
+    # Without the sentence rerank a vector search's score is the passage's cosine similarity.
+    code, found = run_json(capsys, "search", "what do llamas eat", "--mode", "vector", "--no-rerank", "--k", "3")
+    assert code == 0 and found["rerank"] is False and len(found["hits"]) == 3
+    scores = [h["score"] for h in found["hits"]]
+    assert scores == sorted(scores, reverse=True) and -1 <= scores[-1] and scores[0] <= 1
 
     capsys.readouterr()
     assert main(["search", "fleece", "--k", "1"]) == 0

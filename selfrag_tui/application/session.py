@@ -342,7 +342,7 @@ class Session:
     def search(self, query: str, k: int, *, mode: str | None = None,
                documents: Sequence[str] | None = None) -> list["SearchHit"]:
         return self.require_store().search(query, k=k, mode=mode or self.settings.store.search_mode,
-                                           documents=documents)
+                                           documents=documents, rerank=self.settings.store.rerank)
 
     def retrieve(self, query: str, k: int) -> list["Passage"]:
         """The decoder's retriever: searches the store open now (it may open after the model). With

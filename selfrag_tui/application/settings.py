@@ -56,6 +56,11 @@ class StoreSettings(BaseModel):
     search_mode: Literal["hybrid", "vector", "fts"] = Field(
         "hybrid", title="Search mode", description="hybrid fuses vector and full-text search"
     )
+    rerank: bool = Field(
+        True, title="Sentence rerank",
+        description="re-score the best 20 results by the sentence that matches the question best (the embedding "
+                    "model again: up to about a second a search on a laptop CPU, less for passages seen before)",
+    )
     embed_batch_size: int = Field(32, ge=1, le=4096, title="Embedding batch", description="passages embedded at once")
     vector_index_threshold: int = Field(
         20_000, ge=1, title="Vector index from",

@@ -52,6 +52,8 @@ def add_arguments(p: "argparse.ArgumentParser") -> None:
     p.add_argument("--k", type=_positive, default=5, metavar="N", help="number of passages (default 5, 1 to 1000)")
     p.add_argument("--mode", dest="set__store__search_mode", choices=option_spec("store.search_mode").choices,
                    help="search mode (default: the store.search_mode setting, hybrid)")
+    p.add_argument("--no-rerank", dest="set__store__rerank", action="store_const", const=False,
+                   help="the search's own order, without re-scoring by the best sentence (store.rerank)")
     p.add_argument("--doc", action="append", metavar="DOC", help="only search these documents (path or id)")
     p.add_argument("--json", action="store_true", help="print as JSON")
 
@@ -60,6 +62,7 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
     from ingest.errors import StoreError
 
     mode = session.settings.store.search_mode
+    label = f"{mode}+rerank" if session.settings.store.rerank else mode
     try:
         store = session.require_store()
         if args.doc:
@@ -71,7 +74,7 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
                 print(f"selfrag-chat search: not in the store: {names} (see `selfrag-chat docs`)",
                       file=sys.stderr)
                 return 1
-        hits = store.search(args.query, k=args.k, mode=mode, documents=args.doc)
+        hits = session.search(args.query, args.k, mode=mode, documents=args.doc)
     except StoreError as exc:
         from selfrag_tui.application.verdicts import visible_text
 
@@ -84,7 +87,7 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
     metadata = session.documents_metadata({hit.path for hit in hits})
     notes = [passage_notes(hit, metadata.get(hit.path, {})) for hit in hits]
     if args.json:
-        print(safe_json({"query": args.query, "mode": mode,
+        print(safe_json({"query": args.query, "mode": mode, "rerank": session.settings.store.rerank,
                          "hits": [hit_json(i, h, n) for i, (h, n) in enumerate(zip(hits, notes), 1)]}, indent=2))
         return 0
     from rich.console import Console
@@ -101,7 +104,7 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
         header = Text()
         header.append(f"{rank}. ", style="bold")
         header.append(visible_text(location(hit), multiline=False), style="bold cyan")
-        header.append(f"   {mode} score {hit.score:.3f}", style="dim")
+        header.append(f"   {label} score {hit.score:.3f}", style="dim")
         console.print(header)
         console.print(Text(visible_text(hit.title, multiline=False), style="italic"))
         for note in hit_notes:
