@@ -1,14 +1,18 @@
-"""Retrieval over the store's two searches: score fusion that cannot be swamped by a weak leg, and a preference
-for the document whose period a question names ("the quarter ended June 30, 2022") or, for "latest", the newest.
+"""Retrieval over the store's two searches: score fusion that cannot be swamped by a weak leg, a preference for
+the document whose period a question names ("the quarter ended June 30, 2022") or, for "latest", the newest, and
+a rerank of the best few by the sentence that answers the question.
 
 Reciprocal-rank fusion adds ranks, so a leg that ranks noise (vector search over tables of numbers) pulls the
-other leg's right answer down. Here each leg's scores are divided by its best score and added (CombSUM): a
-passage one leg finds far ahead of the rest stays ahead unless the other leg clearly disagrees.
+other leg's right answer down. Here each leg's scores are standardised over its candidates (how far each stands
+above the leg's typical candidate) and added, the vector leg at half weight: a passage one leg finds far ahead of
+the rest stays ahead unless the other leg clearly disagrees.
 
 A document's period comes from its file name (`...-20230630-...`, `2023-06-30`) or from its first passage
 ("for the quarterly period ended June 30, 2023"); both are common in reports and filings. Where the store holds
 reports of several companies, a question naming one ("Patriot's latest quarter") prefers that company's documents
 (`ingest.facts` reads the issuer from the cover page).
+
+`SentenceReranker` then re-scores the best RERANK_CANDIDATES by their best-matching sentence (see there).
 """
 
 from __future__ import annotations
