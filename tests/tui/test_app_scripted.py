@@ -157,6 +157,7 @@ async def test_changed_settings_apply_to_the_rerun_and_are_saved(scripted_app):
         await pilot.press("f4")
         app.screen.query_one("#setting-decoding-mode").value = "never"
         app.screen.query_one("#setting-decoding-k").value = "3"
+        app.screen.query_one("#setting-store-rerank").value = False
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: len(chat(app).answers) == 2 and chat(app).running_key is None,
                        what="the re-run", timeout=20)
@@ -164,8 +165,9 @@ async def test_changed_settings_apply_to_the_rerun_and_are_saved(scripted_app):
         assert second.question == first.question
         assert not second.decision.retrieve and second.decision.mode == "never"
         assert app.session.settings.decoding.k == 3
+        assert app.session.settings.store.rerank is False
         saved = locations.config_file().read_text(encoding="utf-8")
-        assert 'mode = "never"' in saved and "k = 3" in saved
+        assert 'mode = "never"' in saved and "k = 3" in saved and "rerank = false" in saved
         assert "threshold" not in saved, "only the changed settings are written"
 
 

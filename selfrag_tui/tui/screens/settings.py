@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # The settings on the form, in order: every decoding knob, the generator's choice, the marker style.
 FORM_KEYS: tuple[str, ...] = tuple(
     [spec.key for spec in option_specs("decoding")]
-    + ["model.engine", "model.model", "store.search_mode", "ui.markers"]
+    + ["model.engine", "model.model", "store.search_mode", "store.rerank", "ui.markers"]
 )
 
 
