@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -469,7 +470,15 @@ def build(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("model.safetensors", "tokenizer.json", "tokenizer.model"):
         (out / stale).unlink(missing_ok=True)
-    base_vocab = train_tokenizer(tiny_data.tokenizer_corpus(chunks, qa), out)
+    if args.init is not None:
+        # Continuing a saved model: its token ids are what its embeddings mean, so its tokenizer stays (new words
+        # fall back to smaller pieces or bytes).
+        import sentencepiece as spm
+
+        shutil.copy(args.init / "tokenizer.model", out / "tokenizer.model")
+        base_vocab = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model")).get_piece_size()
+    else:
+        base_vocab = train_tokenizer(tiny_data.tokenizer_corpus(chunks, qa), out)
     write_tokenizer_files(out, base_vocab)
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     for offset, token in enumerate(SELF_RAG_TOKENS):
