@@ -226,18 +226,16 @@ class SentenceReranker:
 def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = True,
            candidates: int = CANDIDATES, fusion: str = "z", vector_weight: float = VECTOR_WEIGHT,
            documents: Sequence[str] | None = None, period_boost: float | None = None,
-           rerank: "SentenceReranker | bool | None" = None,
-           rerank_candidates: int = RERANK_CANDIDATES) -> list["SearchHit"]:
+           rerank: bool = False, rerank_candidates: int = RERANK_CANDIDATES) -> list["SearchHit"]:
     """The `k` best passages: vector and full-text candidates fused by standardised score (`fusion="z"`, or
     "share" of each leg's best), then (with `period`) those of the document whose period the question names, or
     of the newest document for "latest", moved up. `documents` (paths or ids) restricts the search. With
-    `rerank` (a SentenceReranker, or True for the store's own), the best `rerank_candidates` are re-scored by
-    their best-matching sentence and the best `k` of those returned."""
+    `rerank`, the best `rerank_candidates` are re-scored by their best-matching sentence (the store's
+    SentenceReranker) and the best `k` of those returned."""
     if rerank:
-        reranker = rerank if isinstance(rerank, SentenceReranker) else store.sentence_reranker()
         fused = search(store, query, k=max(k, rerank_candidates), period=period, candidates=candidates,
                        fusion=fusion, vector_weight=vector_weight, documents=documents, period_boost=period_boost)
-        return reranker.rerank(query, fused, k)
+        return store.sentence_reranker().rerank(query, fused, k)
     from dataclasses import replace
 
     if fusion == "rrf":
