@@ -1,7 +1,7 @@
 """Retrieval quality on real documents: does search put the passage that holds the answer first (R@1), in the
 top five (R@5), and how high on average (MRR over the top 10)? Also ingest speed (passages per second).
 
-Four kinds of corpus, read from the folder given by --data (this script downloads nothing):
+Four kinds of corpus (five corpora), read from the folder given by --data (this script downloads nothing):
 
 - `papers`: long multi-section scientific papers with reading-comprehension questions (QASPER-style, from the
   L-Eval collection): `papers/scientific_qa.jsonl` holds the papers with questions, `papers/paper_assistant.jsonl`
@@ -11,6 +11,9 @@ Four kinds of corpus, read from the folder given by --data (this script download
 - `filings`: nine quarterly 10-Q PDFs of one company (Patriot Transportation, 2020-2023) whose PDF titles are
   not usable (`<submission><type> 10-Q`), with 24 hand-written questions in benchmarks/data/filings_questions.json
   that name a quarter or say "latest": the right company is easy, the right quarter is the test.
+- `documents`: the same papers with all their questions, plus L-Eval's eight earnings-call transcripts
+  (`papers/financial_qa.jsonl`) with theirs, scored by document: is a passage of the right paper or call among
+  the first k? (Many paper questions, "What datasets do they use?", name no paper, so R@1 is low here.)
 - `paragraphs`: short encyclopedia paragraphs, one note file each: the first ten articles of SQuAD 2.0's
   *training* split (694 paragraphs of ten topics, so the distractors share the right paragraph's subject), with
   the answerable questions (every fourth by default, see --paragraph-stride). The right passage is the paragraph's.
@@ -23,7 +26,7 @@ Get the data (public GitHub repositories):
     git clone --depth 1 https://github.com/OpenLMLab/LEval /tmp/LEval
     git clone --depth 1 https://github.com/patriottrans/patriottrans.github.io /tmp/pati
     mkdir -p DATA/papers DATA/filings
-    cp /tmp/LEval/LEval-data/Open-ended-tasks/{scientific_qa,paper_assistant}.jsonl DATA/papers/
+    cp /tmp/LEval/LEval-data/Open-ended-tasks/{scientific_qa,paper_assistant,financial_qa}.jsonl DATA/papers/
     for q in 20201231 20210331 20210630 20211231 20220331 20220630 20221231 20230331 20230630; do
         cp /tmp/pati/assets/filings/pati-$q-10q.pdf DATA/filings/; done
     git clone --depth 1 https://github.com/PhongNTDo/guide_train_MRC_transformers /tmp/squad
@@ -34,7 +37,7 @@ Get the data (public GitHub repositories):
 Run (a few minutes on two cores):
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_retrieval.py --data DATA [--backend torch|onnx|onnx-int8]
-        [--corpora papers filings paragraphs biomedical] [--methods vector fts hybrid ...]
+        [--corpora papers documents filings paragraphs biomedical] [--methods vector fts hybrid ...]
 """
 
 from __future__ import annotations
@@ -154,8 +157,33 @@ def build_biomedical(data: Path, folder: Path, max_questions: int | None) -> lis
     return questions[:max_questions] if max_questions else questions
 
 
-CORPORA = {"papers": build_papers, "filings": build_filings, "paragraphs": build_paragraphs,
-           "biomedical": build_biomedical}
+_ROLE = re.compile(r"^You are asked to act as .*? and answer the question:\s*", re.IGNORECASE)
+
+
+def build_documents(data: Path, folder: Path, max_questions: int | None) -> list[Question]:
+    """Which long document answers? The papers (with every question, not only those answered word for word)
+    and, where `papers/financial_qa.jsonl` is there, L-Eval's earnings-call transcripts with their questions:
+    a hit is any passage of the right document, as in R@k over documents."""
+    questions: list[Question] = []
+    rows = [json.loads(line) for line in (data / "papers" / "scientific_qa.jsonl").open(encoding="utf-8")]
+    distractors = data / "papers" / "paper_assistant.jsonl"
+    if distractors.exists():
+        rows += [dict(row, instructions=[]) for row in map(json.loads, distractors.open(encoding="utf-8"))]
+    for index, row in enumerate(rows):
+        name = f"paper-{index:02d}.md"
+        (folder / name).write_text(paper_markdown(f"Paper {index}", row["input"]), encoding="utf-8")
+        questions += [Question(question.strip(), name, None) for question in row["instructions"]]
+    calls = data / "papers" / "financial_qa.jsonl"
+    if calls.exists():
+        for index, row in enumerate(map(json.loads, calls.open(encoding="utf-8"))):
+            name = f"call-{index:02d}.txt"
+            (folder / name).write_text(row["input"] + "\n", encoding="utf-8")
+            questions += [Question(_ROLE.sub("", question).strip(), name, None) for question in row["instructions"]]
+    return questions[:max_questions] if max_questions else questions
+
+
+CORPORA = {"papers": build_papers, "documents": build_documents, "filings": build_filings,
+           "paragraphs": build_paragraphs, "biomedical": build_biomedical}
 
 
 def gold_chunks(store, question: Question, documents=None) -> set[str]:
@@ -254,8 +282,8 @@ def main() -> None:
             golds = [gold_chunks(store, q, documents) for q in questions]
             kept = [(q, g) for q, g in zip(questions, golds) if g]
             print(f"\n{corpus}: {len(report.added)} documents, {chunks} passages, ingest {ingest_s:.1f} s "
-                  f"({chunks / ingest_s:.1f} passages/s); {len(kept)} of {len(questions)} questions have their "
-                  f"answer inside one passage")
+                  f"({chunks / ingest_s:.1f} passages/s); {len(kept)} of {len(questions)} questions have a right "
+                  f"passage")
             results[corpus] = {"documents": len(report.added), "chunks": chunks, "ingest_s": ingest_s,
                                "chunks_per_s": chunks / ingest_s, "questions": len(kept), "methods": {}}
             print(f"  {'method':<22} {'R@1':>6} {'R@5':>6} {'MRR':>6} {'ms/query':>9}")
