@@ -21,7 +21,15 @@ $(APP_STAMP): pyproject.toml
 	$(PY) -m pip install -q "torch==2.13.0" -e .
 	touch $(APP_STAMP)
 
+# llama.cpp is compiled for this CPU, but without its AMX matrix kernels: on CPUs with AMX they crash in
+# `ggml_backend_amx_mul_mat` on 8-bit GGUF files (the Q8_0 conversion tests; llama-cpp-python 0.3.36). AVX-512 and
+# AVX2 kernels are still used. Built without pip's wheel cache, so a wheel built with other flags is never reused.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8' -DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8'
+endif
+
 $(STAMP): $(APP_STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q --no-cache-dir "llama-cpp-python[server]==0.3.36"
 	$(PY) -m pip install -q "torch==2.13.0" -e ".[test,llamacpp]"
 	$(PY) -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==0.3.36" -d $(VENV)/sdist
 	touch $(STAMP)
