@@ -178,3 +178,17 @@ def test_a_hub_embedding_model_is_reported_on_the_pytorch_backend(doctor_env):
     write_config(doctor_env / "config.toml", '[store]\nembedder = "sentence-transformers/all-mpnet-base-v2"\n')
     [finding] = run_checks(load_settings()).by_check("embedder")
     assert finding.details["backend"] == "torch" and "model folder" in finding.message
+
+
+def test_a_llamacpp_build_with_the_crashing_amx_kernels_is_named_with_the_rebuild(doctor_env, monkeypatch):
+    import llama_cpp
+
+    # The project's own build (make install) leaves the AMX kernels out: no warning.
+    assert "AMX_INT8 = 1" not in llama_cpp.llama_print_system_info().decode()
+    assert not [f for f in run_checks(load_settings()).by_check("engines") if f.status == "warn"]
+    # A native build on a CPU with AMX reports them like this (llama.cpp's own feature line).
+    line = b"CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 | AMX_INT8 = 1 | OPENMP = 1 | "
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: line)
+    (warning,) = [f for f in run_checks(load_settings()).by_check("engines") if f.status == "warn"]
+    assert "AMX" in warning.message and "Q8_0" in warning.message
+    assert "-mno-amx-int8" in warning.fix and "llama-cpp-python==0.3.36" in warning.fix

@@ -116,7 +116,31 @@ def check_engines(settings: "Settings") -> list[Finding]:
                    if not all(present.values()) else ""),
                 details={"installed": present}),
         Finding("engines", "info", f"engine {label} will be used", details={"engine": chosen}),
-    ]
+    ] + (check_llamacpp_build() if present.get("llamacpp") else [])
+
+
+LLAMACPP_REBUILD = ("CMAKE_ARGS=\"-DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8' "
+                    "-DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8'\" pip install --force-reinstall --no-deps "
+                    "--no-cache-dir 'llama-cpp-python==0.3.36'")
+
+
+def check_llamacpp_build() -> list[Finding]:
+    """llama.cpp built with its AMX kernels (a native build on a recent Xeon) crashes the process on 8-bit GGUF
+    files (llama-cpp-python 0.3.36, in `ggml_backend_amx_mul_mat`): say so before it does."""
+    try:
+        import llama_cpp
+
+        features = llama_cpp.llama_print_system_info().decode(errors="replace")
+    except Exception as exc:  # a broken build is the engine check's to report
+        return [Finding("engines", "warn", f"llama-cpp-python is installed but does not load: {exc}",
+                        "Reinstall it: pip install --force-reinstall 'llama-cpp-python==0.3.36'")]
+    if "AMX_INT8 = 1" in features:
+        return [Finding(
+            "engines", "warn",
+            "llama-cpp-python was built with llama.cpp's AMX kernels, which crash on 8-bit (Q8_0) GGUF files",
+            f"Rebuild it without them (the AVX-512 kernels stay): {LLAMACPP_REBUILD}",
+            {"llama_cpp_features": features.strip()})]
+    return []
 
 
 def check_model(settings: "Settings") -> list[Finding]:
