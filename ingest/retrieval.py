@@ -168,6 +168,15 @@ def sentences(text: str) -> list[str]:
     return kept or [" ".join(text.split())]
 
 
+def match_span(text: str, sentence: str) -> tuple[int, int] | None:
+    """Where `sentence` (one of `sentences(text)`, its spaces collapsed) stands in `text`: (start, end), or None."""
+    words = sentence.split()
+    if not words:
+        return None
+    found = re.search(r"\s+".join(re.escape(word) for word in words), text)
+    return found.span() if found else None
+
+
 class SentenceReranker:
     """Re-scores a search's best candidates by the sentence that matches the question best.
 
@@ -205,14 +214,16 @@ class SentenceReranker:
         return [found[key] for key in keys]
 
     def rerank(self, query: str, hits: Sequence["SearchHit"], k: int) -> list["SearchHit"]:
-        """The `k` best of `hits` (ranked by a search, best first) after re-scoring; their score is the new one."""
+        """The `k` best of `hits` (ranked by a search, best first) after re-scoring; their score is the new one
+        and their `match` the sentence that matched best."""
         import statistics
         from dataclasses import replace
 
         if len(hits) < 2:
             return list(hits[:k])
         question = self.embedder.embed_query(query)
-        best = [float((vectors @ question).max()) for vectors in self._vectors(hits)]
+        similarities = [vectors @ question for vectors in self._vectors(hits)]
+        best = [float(values.max()) for values in similarities]
 
         def standardised(values: list[float]) -> list[float]:
             mean, spread = statistics.fmean(values), statistics.pstdev(values)
@@ -220,7 +231,8 @@ class SentenceReranker:
 
         scores = [a + self.weight * b for a, b in zip(standardised([h.score for h in hits]), standardised(best))]
         order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))[:k]
-        return [replace(hits[i], score=scores[i]) for i in order]
+        return [replace(hits[i], score=scores[i], match=sentences(hits[i].text)[int(similarities[i].argmax())])
+                for i in order]
 
 
 def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = True,
@@ -278,5 +290,5 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
     return [replace(hits[chunk_id], score=fused[chunk_id]) for chunk_id in best]
 
 
-__all__ = ["BENCHMARK_VARIANTS", "SentenceReranker", "document_facts", "document_period", "query_issuers",
-           "query_period", "search", "sentences"]
+__all__ = ["BENCHMARK_VARIANTS", "SentenceReranker", "document_facts", "document_period", "match_span",
+           "query_issuers", "query_period", "search", "sentences"]

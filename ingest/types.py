@@ -25,6 +25,8 @@ class SearchHit:
     heading: str | None
     score: float
     """Higher is better; the meaning depends on the mode (cosine similarity, BM25, or fused RRF score)."""
+    match: str | None = None
+    """The passage's sentence (or line) that matches the query best, where the sentence rerank read it."""
 
 
 @dataclass(frozen=True)

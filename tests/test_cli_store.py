@@ -46,9 +46,12 @@ def test_ingest_docs_search_rm(library: Path, capsys) -> None:
     code, found = run_json(capsys, "search", "what do llamas eat", "--mode", "vector", "--k", "1")
     assert found["hits"][0]["heading"] == "Llamas" and found["hits"][0]["location"] == "camelids.md § Llamas"
     assert found["hits"][0]["score"] > 0
+    # The rerank names the sentence it matched; a search without it has none.
+    assert found["hits"][0]["match"] == "Llamas carry packs in the Andes and eat grass hay."
     # Without the sentence rerank a vector search's score is the passage's cosine similarity.
     code, found = run_json(capsys, "search", "what do llamas eat", "--mode", "vector", "--no-rerank", "--k", "3")
     assert code == 0 and found["rerank"] is False and len(found["hits"]) == 3
+    assert all(h["match"] is None for h in found["hits"])
     scores = [h["score"] for h in found["hits"]]
     assert scores == sorted(scores, reverse=True) and -1 <= scores[-1] and scores[0] <= 1
 

@@ -51,6 +51,13 @@ def test_the_passage_with_the_answering_sentence_moves_first(embedder) -> None:
     assert [h.doc_id for h in ranked[:2]] == ["doc1", "doc0"]
     assert len(ranked) == 3
     assert ranked[0].score > ranked[1].score > ranked[2].score
+    # Each result names the sentence that matched: the answering one, out of the passage's six.
+    assert ranked[0].match == "The kiln fires stoneware glaze at 1280 degrees Celsius over about eleven hours."
+    assert all(h.match in retrieval.sentences(h.text) for h in ranked)
+    assert retrieval.match_span(ANSWERING, ranked[0].match) == (ANSWERING.index("The kiln"),
+                                                                  ANSWERING.index("Tools are") - 1)
+    assert retrieval.match_span("The kiln fires\n  stoneware", "The kiln fires stoneware") == (0, 26)
+    assert retrieval.match_span(ANSWERING, "not in it") is None
     # Without the weight on sentences, the search's order stands.
     unweighted = retrieval.SentenceReranker(embedder, weight=0.0).rerank(QUESTION, hits, k=5)
     assert [h.doc_id for h in unweighted] == [h.doc_id for h in hits]

@@ -78,6 +78,7 @@ def passage_from_hit(hit: "SearchHit", notes: Sequence[str] = ()) -> "Passage":
     return Passage(
         id=hit.chunk_id, title=hit.title, text=hit.text, source=hit.path, doc_title=hit.doc_title,
         page_start=hit.page_start, page_end=hit.page_end, heading=hit.heading, score=hit.score, notes=tuple(notes),
+        match=hit.match,
     )
 
 

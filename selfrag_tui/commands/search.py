@@ -29,7 +29,8 @@ def hit_json(rank: int, hit: "SearchHit", notes: list[str] | None = None) -> dic
     return {
         "rank": rank, "score": round(hit.score, 6), "file": hit.path, "location": location(hit),
         "page_start": hit.page_start, "page_end": hit.page_end, "heading": hit.heading, "title": hit.title,
-        "text": hit.text, "chunk_id": hit.chunk_id, "doc_id": hit.doc_id, "notes": notes or [],
+        "text": hit.text, "match": hit.match, "chunk_id": hit.chunk_id, "doc_id": hit.doc_id,
+        "notes": notes or [],
     }
 
 
@@ -93,6 +94,8 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
     from rich.console import Console
     from rich.text import Text
 
+    from ingest.retrieval import match_span
+
     console = Console(highlight=False)
     if not hits:
         empty = store.count_chunks() == 0
@@ -110,6 +113,12 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
         for note in hit_notes:
             console.print(Text(visible_text(note, multiline=False), style="yellow" if "OCR" in note else "dim"))
         text = hit.text if len(hit.text) <= 700 else hit.text[:697] + "..."
-        console.print(Text(visible_text(text)), soft_wrap=False)
+        shown = Text(visible_text(text))
+        span = match_span(shown.plain, visible_text(hit.match, multiline=False)) if hit.match else None
+        if span is not None:
+            shown.stylize("bold underline", *span)
+        elif hit.match:
+            console.print(Text(f"best match: “{visible_text(hit.match, multiline=False)}”", style="italic"))
+        console.print(shown, soft_wrap=False)
         console.print()
     return 0

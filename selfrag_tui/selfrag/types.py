@@ -35,6 +35,8 @@ class Passage:
     """Heading path for Markdown, e.g. `"Camelids > Alpacas"`."""
     score: float = 0.0
     """Search score (higher is better) from the store's search mode."""
+    match: str | None = None
+    """The sentence of `text` that matched the question best (from the sentence rerank), if it was read."""
     notes: tuple[str, ...] = ()
     """What to know about where the text came from, shown beside it: the report it belongs to ("Patriot
     Transportation Holding, Inc. · 10-Q · period ended 2022-06-30"), "read by OCR (p. 3)"."""

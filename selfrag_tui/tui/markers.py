@@ -27,6 +27,20 @@ def literal(text: str, style: str = "") -> Text:
     return Text(clean_text(text), style=style)
 
 
+MATCH_STYLE = "bold underline"
+
+
+def with_match(text: str, match: str | None) -> Text:
+    """A passage's text with the sentence that matched the question best underlined."""
+    from ingest.retrieval import match_span
+
+    out = literal(text)
+    span = match_span(out.plain, clean_text(match)) if match else None
+    if span is not None:
+        out.stylize(MATCH_STYLE, *span)
+    return out
+
+
 def verdict_text(verdict: Verdict, style: MarkerStyle) -> Text:
     words = f"{verdict.symbol} {verdict.label}" if style == "full" else f"{verdict.symbol}{verdict.short}"
     return Text(words, style=LEVEL_STYLE[verdict.level])

@@ -12,6 +12,7 @@ from selfrag_tui.application import locations
 from selfrag_tui.tui.screens.candidates import CandidatesScreen
 from selfrag_tui.tui.screens.model_setup import ModelSetupScreen
 from selfrag_tui.tui.screens.passage import PassageScreen
+from selfrag_tui.tui.markers import MATCH_STYLE
 from selfrag_tui.tui.widgets.segment_view import SegmentView
 from selfrag_tui.tui.widgets.turn_view import TurnView
 
@@ -63,6 +64,12 @@ async def test_factual_question_shows_retrieval_markers_and_the_cited_source(mak
         shown = screen_text(app)
         assert f"File: {locations.sample_docs_path() / 'camelids.md'}" in shown
         assert "Alpacas are considerably smaller than llamas" in " ".join(shown.split())
+        # The sentence the search matched best is underlined in the passage.
+        match = first.passage.match
+        assert match and match in " ".join(first.passage.text.split())
+        current = app.screen.query_one(".chunk.-current").content
+        underlined = [current.plain[s.start:s.end] for s in current.spans if s.style == MATCH_STYLE]
+        assert [" ".join(u.split()) for u in underlined] == [match]
         await pilot.press("escape")
 
         # The candidate view lists the K candidates of the retrieval step with their scores; one is chosen.

@@ -56,3 +56,15 @@ def test_a_decision_to_continue_with_the_current_passage_is_not_called_no_retrie
     decision = RetrievalDecision(retrieve=False, mode="adaptive", threshold=0.2, p_retrieval=0.5,
                                  continue_evidence=True, logprob_continue=math.log(0.8))
     assert decision_summary(decision) == "continued with the current passage (p([Continue to Use Evidence])=0.80)"
+
+
+def test_the_sentence_that_matched_is_underlined_in_the_passage():
+    from selfrag_tui.tui.markers import MATCH_STYLE, with_match
+
+    text = "Alpacas are smaller than llamas and were bred for their fibre. They are shorn\n  once a year. Done."
+    sentence = "They are shorn once a year."  # as the rerank gives it: spaces collapsed
+    passage = dataclasses.replace(ALPACAS, text=text, match=sentence)
+    shown = with_match(passage.text, passage.match)
+    (span,) = [s for s in shown.spans if s.style == MATCH_STYLE]
+    assert shown.plain[span.start:span.end] == "They are shorn\n  once a year."
+    assert with_match(ALPACAS.text, None).spans == []

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from selfrag_tui.selfrag.types import OCR_NOTE, Critique, Passage
-from selfrag_tui.tui.markers import CITATION_STYLE, literal, verdict_text
+from selfrag_tui.tui.markers import CITATION_STYLE, literal, verdict_text, with_match
 from selfrag_tui.application.verdicts import clean_text, relevance_verdict
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class PassageScreen(ModalScreen[None]):
             yield Static(head, classes="dialog-title")
             yield Static(info, id="passage-info")
             with VerticalScroll(id="passage-body"):
-                yield Static(literal(passage.text), classes="chunk -current")
+                yield Static(with_match(passage.text, passage.match), classes="chunk -current")
             yield Static(Text("Esc closes", style="dim"), classes="dialog-hint")
 
     def on_mount(self) -> None:
@@ -105,7 +105,8 @@ class PassageScreen(ModalScreen[None]):
                          (f" · {where}" if where else "") +
                          (f" · {clean_text(hit.heading)}" if hit.heading else ""),
                          style="bold" if is_current else "dim")
-            widget = Static(label + Text("\n") + literal(hit.text),
+            body_text = with_match(hit.text, self.passage.match) if is_current else literal(hit.text)
+            widget = Static(label + Text("\n") + body_text,
                             classes="chunk -current" if is_current else "chunk")
             await body.mount(widget)
             if is_current:
