@@ -93,6 +93,17 @@ def paper_markdown(title: str, text: str) -> str:
     return "\n".join(lines)
 
 
+def _paper_file(folder: Path, index: int, text: str) -> str:
+    """The Markdown file of a paper, written once: L-Eval lists a few papers twice (with different questions),
+    and a second copy would compete with the first for every question."""
+    for existing in sorted(folder.glob("paper-*.md")):
+        if existing.read_text(encoding="utf-8").split("\n", 2)[2] == paper_markdown("", text).split("\n", 2)[2]:
+            return existing.name
+    name = f"paper-{index:02d}.md"
+    (folder / name).write_text(paper_markdown(f"Paper {index}", text), encoding="utf-8")
+    return name
+
+
 def build_papers(data: Path, folder: Path, max_questions: int | None) -> list[Question]:
     questions: list[Question] = []
     rows = [json.loads(line) for line in (data / "papers" / "scientific_qa.jsonl").open(encoding="utf-8")]
@@ -100,8 +111,7 @@ def build_papers(data: Path, folder: Path, max_questions: int | None) -> list[Qu
     if distractors.exists():
         rows += [dict(row, instructions=[], outputs=[]) for row in map(json.loads, distractors.open(encoding="utf-8"))]
     for index, row in enumerate(rows):
-        name = f"paper-{index:02d}.md"
-        (folder / name).write_text(paper_markdown(f"Paper {index}", row["input"]), encoding="utf-8")
+        name = _paper_file(folder, index, row["input"])
         body = normalise(row["input"])
         for question, answer in zip(row["instructions"], row["outputs"]):
             answer = answer.strip().rstrip(".")
@@ -170,8 +180,7 @@ def build_documents(data: Path, folder: Path, max_questions: int | None) -> list
     if distractors.exists():
         rows += [dict(row, instructions=[]) for row in map(json.loads, distractors.open(encoding="utf-8"))]
     for index, row in enumerate(rows):
-        name = f"paper-{index:02d}.md"
-        (folder / name).write_text(paper_markdown(f"Paper {index}", row["input"]), encoding="utf-8")
+        name = _paper_file(folder, index, row["input"])
         questions += [Question(question.strip(), name, None) for question in row["instructions"]]
     calls = data / "papers" / "financial_qa.jsonl"
     if calls.exists():
