@@ -261,7 +261,7 @@ async def test_the_demo_welcome_says_what_the_demo_knows_and_asks_an_example_wit
         shown = " ".join(screen_text(app).split())
         assert "It knows only the sample documents" in shown and "a bicycle maintenance handbook" in shown
         assert f"1 {DEMO_QUESTIONS[0]}" in shown
-        await pilot.press("1")
+        await pilot.press("1", "enter")
         await wait_for(pilot, lambda: bool(chat(app).answers), what="the example's answer")
         assert chat(app).answers[0].question == DEMO_QUESTIONS[0]
         assert "It knows only the sample documents" not in screen_text(app)
@@ -319,3 +319,43 @@ async def test_a_model_that_is_not_there_opens_the_setup_dialog_with_every_way_f
 
         await pilot.press("escape")
         assert not isinstance(app.screen, ModelSetupScreen)
+
+
+async def test_keys_typed_faster_than_the_focus_moves_all_reach_the_prompt(world, history):
+    """The prompt has the focus from the start. Keys sent in one burst while another widget has the focus (as a
+    terminal delivers a fast typist's or a paste's keys) all reach the prompt, in order, although the focus moves
+    to it after the first one."""
+    from textual import events
+    from textual.widgets import Input
+
+    from selfrag_tui.application.demo import DEMO_QUESTIONS
+    from selfrag_tui.application.session import Session
+    from selfrag_tui.application.settings import resolve
+    from selfrag_tui.tui.app import SelfRagApp
+    from selfrag_tui.tui.screens.chat import ExampleQuestions
+
+    session = Session(resolve(), demo=True, engine=world.engine, history=history, retriever=world.retrieve)
+    app = SelfRagApp(session, load_generator=False)
+    question = "what's the admin address of my router?"
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        prompt = chat(app).query_one("#prompt", Input)
+        assert app.focused is prompt
+        chat(app).query_one(ExampleQuestions).focus()
+        await pilot.pause(0.1)
+        for character in question:
+            app.post_message(events.Key(character, character))
+        await wait_for(pilot, lambda: prompt.value == question, what=f"the whole question in the prompt "
+                                                                      f"({prompt.value!r} so far)")
+        assert app.focused is prompt
+        # The race itself, made certain: keys the examples list received before the focus moved, handled after.
+        examples = chat(app).query_one(ExampleQuestions)
+        for character in " now":
+            examples.post_message(events.Key(character, character))
+        await wait_for(pilot, lambda: prompt.value == question + " now", what=f"the late keys in the prompt "
+                                                                               f"({prompt.value!r} so far)")
+        # A question's number and Enter ask that example.
+        prompt.value = ""
+        await pilot.press("1", "enter")
+        await wait_for(pilot, lambda: bool(chat(app).answers), what="the example's answer")
+        assert chat(app).answers[0].question == DEMO_QUESTIONS[0]

@@ -115,8 +115,8 @@ class ChatScreen(Screen):
 
         yield Static(
             Text("This is the tiny demo model. It knows only the sample documents: " + "; ".join(DEMO_TOPICS)
-                 + ". Questions on anything else may get a confident answer that means nothing. Press a number "
-                 "(or Enter on a question) to ask it, or type your own about these topics:"),
+                 + ". Questions on anything else may get a confident answer that means nothing. Type a question's "
+                 "number and press Enter to ask it, or type your own about these topics:"),
             id="demo-topics",
         )
         yield ExampleQuestions(*[Option(f"{n}  {q}", id=f"example-{n}") for n, q in enumerate(DEMO_QUESTIONS, 1)],
@@ -125,11 +125,9 @@ class ChatScreen(Screen):
     def on_mount(self) -> None:
         self.marker_style = self.session.settings.ui.markers
         self.query_one("#critique-detail", Static).display = False
-        examples = self.query("#examples")
-        if examples:
-            examples.first().focus()
-        else:
-            self.query_one("#prompt", Input).focus()
+        # The prompt has the focus from the start, also under the demo's examples: keys typed fast (or pasted)
+        # while focus moves between widgets could otherwise arrive after the move and be lost.
+        self.query_one("#prompt", Input).focus()
 
     @on(OptionList.OptionSelected, "#examples")
     async def _example_chosen(self, event: OptionList.OptionSelected) -> None:
@@ -141,8 +139,10 @@ class ChatScreen(Screen):
         await self.ask(question)
 
     def on_key(self, event) -> None:
-        """Typing while a segment or the source list has focus goes to the prompt, as the user means it to."""
-        if event.character and event.character.isprintable() and not isinstance(self.focused, Input):
+        """Typing while a segment or the source list has focus goes to the prompt, as the user means it to. The
+        prompt consumes the characters typed into it, so every printable key that reaches the screen is one the
+        prompt has not seen, also one sent before the focus moved to it."""
+        if event.character and event.character.isprintable():
             prompt = self.query_one("#prompt", Input)
             prompt.focus()
             prompt.insert_text_at_cursor(event.character)
@@ -156,6 +156,11 @@ class ChatScreen(Screen):
         question = event.value.strip()
         if not question:
             return
+        examples = self.query(ExampleQuestions)
+        if examples and question.isdigit() and 1 <= int(question) <= examples.first().option_count:
+            from selfrag_tui.application.demo import DEMO_QUESTIONS
+
+            question = DEMO_QUESTIONS[int(question) - 1]
         if await self.ask(question):
             event.input.value = ""
 
