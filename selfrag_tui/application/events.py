@@ -84,7 +84,15 @@ class WaitingForModel:
     question: str
 
 
+@dataclass(frozen=True)
+class WaitingForDocuments:
+    """A question arrived while the first documents of an empty store are still being added (the demo's sample
+    documents at start-up); it is answered once they are in."""
+
+    question: str
+
+
 SessionEvent = (
     GeneratorStatus | StoreStatus | IngestStatus | GeneratorFailed | StoreFailed | IngestProgressed | IngestFinished
-    | DocumentsChanged | SettingsChanged | WaitingForModel
+    | DocumentsChanged | SettingsChanged | WaitingForModel | WaitingForDocuments
 )

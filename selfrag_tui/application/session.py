@@ -257,6 +257,23 @@ class Session:
             )
         return self._engine
 
+    def wait_for_first_documents(self, cancel: threading.Event | None = None, question: str = "") -> None:
+        """While an ingest fills an empty store (the demo's sample documents at start-up), wait for it (reporting
+        `WaitingForDocuments` once): a question searched now would find nothing. A store that already holds
+        passages is searched as it is, however long an ingest into it runs."""
+        if self._retriever is not None or not self._ingest_lock.locked():
+            return
+        store = self._store
+        if store is not None and store.count_chunks() > 0:
+            return
+        self.emit(ev.WaitingForDocuments(question))
+        while self._ingest_lock.locked():
+            if cancel is not None and cancel.is_set():
+                from selfrag_tui.selfrag.decoder import DecodeCancelled
+
+                raise DecodeCancelled()
+            time.sleep(0.1)
+
     # -- the document store -----------------------------------------------------------------------------------
 
     @property
@@ -520,6 +537,7 @@ class Session:
         Raises ModelUnavailable, DecodeCancelled (after Esc / Ctrl-C), or the decoder's and store's errors.
         """
         engine = self.wait_for_engine(cancel, question)
+        self.wait_for_first_documents(cancel, question)
         settings = self.settings.decoding
         return self.decoder(engine).answer(question, history=history, on_event=on_event, cancel=cancel,
                                            settings=settings)

@@ -419,6 +419,10 @@ class ChatScreen(Screen):
         elif isinstance(event, ev.WaitingForModel) and self.running_key in self.turns:
             self.turns[self.running_key].show_waiting(
                 "waiting for the model to load; your question is answered as soon as it is ready (Esc cancels)")
+        elif isinstance(event, ev.WaitingForDocuments) and self.running_key in self.turns:
+            self.turns[self.running_key].show_waiting(
+                "waiting for the documents being added to the empty store; your question is answered as soon as "
+                "they are in (Esc cancels)")
 
     @on(msg.LoadConversation)
     async def _load_conversation(self, message: msg.LoadConversation) -> None:
