@@ -81,6 +81,22 @@ class SelfRagApp(App[int]):
             self.generator_status = ("loading", f"loading {self.session.model_label}…")
         # Start loading after the first frame is drawn: the imports in the workers hold the GIL for seconds.
         self.call_after_refresh(self._start_loading)
+        self._watch_terminal()
+
+    def _watch_terminal(self) -> None:
+        """Quit when the terminal goes away. Its window closed while another process led the terminal's session
+        (`make run`), the app gets no hang-up signal, and Textual's input loop would spin on the dead terminal."""
+        import os
+        import sys
+
+        if self.is_headless or sys.__stdin__ is None:
+            return
+        try:
+            fd = sys.__stdin__.fileno()
+        except (OSError, ValueError):
+            return
+        if os.isatty(fd):
+            self.set_interval(2.0, lambda: None if os.isatty(fd) else self.exit(return_code=129))
 
     def _start_loading(self) -> None:
         self.open_document_store()
