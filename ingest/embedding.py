@@ -27,13 +27,13 @@ BACKENDS = ("onnx-int8", "onnx", "torch")
 DEFAULT_BACKEND = "onnx-int8"
 QUERY_CACHE_SIZE = 64
 ONNX_EXPORT_VERSION = 3
+"""Bump when the export changes: cached files of an older export are made again."""
 RUN_TOKENS = 512
 """Most tokens (rows x longest row) ONNX Runtime computes in one run. On a CPU small runs are faster per text than
 large ones (less padding, activations that stay in cache): two passages of 200 tokens a run, or sixteen sentences."""
 TORCH_RUN_ROWS = 8
 """Texts PyTorch computes at once: on a CPU, 8 a run embeds ~15% faster than 32 (measured on encyclopedia
 paragraphs)."""
-"""Bump when the export changes: cached files of an older export are made again."""
 _BUNDLED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
