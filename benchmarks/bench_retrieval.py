@@ -93,25 +93,28 @@ def paper_markdown(title: str, text: str) -> str:
     return "\n".join(lines)
 
 
-def _paper_file(folder: Path, index: int, text: str) -> str:
-    """The Markdown file of a paper, written once: L-Eval lists a few papers twice (with different questions),
-    and a second copy would compete with the first for every question."""
-    for existing in sorted(folder.glob("paper-*.md")):
-        if existing.read_text(encoding="utf-8").split("\n", 2)[2] == paper_markdown("", text).split("\n", 2)[2]:
-            return existing.name
-    name = f"paper-{index:02d}.md"
-    (folder / name).write_text(paper_markdown(f"Paper {index}", text), encoding="utf-8")
-    return name
-
-
-def build_papers(data: Path, folder: Path, max_questions: int | None) -> list[Question]:
-    questions: list[Question] = []
+def _papers(data: Path, folder: Path) -> list[tuple[str, dict]]:
+    """The L-Eval papers written as Markdown files into `folder`: (file name, row) per row, the rows of
+    `paper_assistant.jsonl` (distractors) without questions. A paper L-Eval lists twice (with different
+    questions) is written once, so a second copy never competes with the first for every question."""
     rows = [json.loads(line) for line in (data / "papers" / "scientific_qa.jsonl").open(encoding="utf-8")]
     distractors = data / "papers" / "paper_assistant.jsonl"
     if distractors.exists():
         rows += [dict(row, instructions=[], outputs=[]) for row in map(json.loads, distractors.open(encoding="utf-8"))]
+    written: dict[str, str] = {}
+    out = []
     for index, row in enumerate(rows):
-        name = _paper_file(folder, index, row["input"])
+        if row["input"] not in written:
+            written[row["input"]] = f"paper-{index:02d}.md"
+            (folder / written[row["input"]]).write_text(paper_markdown(f"Paper {index}", row["input"]),
+                                                        encoding="utf-8")
+        out.append((written[row["input"]], row))
+    return out
+
+
+def build_papers(data: Path, folder: Path, max_questions: int | None) -> list[Question]:
+    questions: list[Question] = []
+    for name, row in _papers(data, folder):
         body = normalise(row["input"])
         for question, answer in zip(row["instructions"], row["outputs"]):
             answer = answer.strip().rstrip(".")
@@ -174,14 +177,8 @@ def build_documents(data: Path, folder: Path, max_questions: int | None) -> list
     """Which long document answers? The papers (with every question, not only those answered word for word)
     and, where `papers/financial_qa.jsonl` is there, L-Eval's earnings-call transcripts with their questions:
     a hit is any passage of the right document, as in R@k over documents."""
-    questions: list[Question] = []
-    rows = [json.loads(line) for line in (data / "papers" / "scientific_qa.jsonl").open(encoding="utf-8")]
-    distractors = data / "papers" / "paper_assistant.jsonl"
-    if distractors.exists():
-        rows += [dict(row, instructions=[]) for row in map(json.loads, distractors.open(encoding="utf-8"))]
-    for index, row in enumerate(rows):
-        name = _paper_file(folder, index, row["input"])
-        questions += [Question(question.strip(), name, None) for question in row["instructions"]]
+    questions = [Question(question.strip(), name, None)
+                 for name, row in _papers(data, folder) for question in row["instructions"]]
     calls = data / "papers" / "financial_qa.jsonl"
     if calls.exists():
         for index, row in enumerate(map(json.loads, calls.open(encoding="utf-8"))):
