@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from rich.console import Group
+from rich.padding import Padding
 from rich.text import Text
 
 from selfrag_tui.selfrag.types import OCR_NOTE, Answer, Candidate, Critique, Passage, RetrievalDecision, Segment
@@ -182,6 +184,18 @@ def source_line(citation: int, passage: Passage, verdict_critique: Critique | No
         if verdict.probability is not None:
             out.append(f" {verdict.probability:.2f}")
     return out
+
+
+def hanging(text: Text, indent: int = 4) -> Group:
+    """`text` with each line that starts with `indent` spaces wrapped at that indent, not at the left edge: a long
+    heading or note in the narrow source panel stays under its entry instead of reading as a new one."""
+    rows = []
+    for line in text.split("\n"):
+        if line.plain.startswith(" " * indent):
+            rows.append(Padding(line[indent:], (0, 0, 0, indent)))
+        else:
+            rows.append(line)
+    return Group(*rows)
 
 
 def candidate_heading(candidate: Candidate, citation: int | None, winner: bool) -> Text:

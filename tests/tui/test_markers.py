@@ -68,3 +68,20 @@ def test_the_sentence_that_matched_is_underlined_in_the_passage():
     (span,) = [s for s in shown.spans if s.style == MATCH_STYLE]
     assert shown.plain[span.start:span.end] == "They are shorn\n  once a year."
     assert with_match(ALPACAS.text, None).spans == []
+
+
+def test_a_long_source_location_wraps_under_its_entry_not_at_the_left_edge():
+    from rich.console import Console
+
+    from selfrag_tui.tui.markers import hanging
+
+    passage = dataclasses.replace(ALPACAS, heading="Wired Devices and Reserved Addresses of the Whole Home Network")
+    console = Console(width=40, record=True, color_system=None)
+    console.print(hanging(source_line(4, passage, None)))
+    lines = console.export_text().rstrip("\n").split("\n")
+
+    assert lines[0].startswith("[4] ")
+    assert len(lines) >= 4, lines  # the location wraps at this width
+    assert all(line.startswith("    ") and line.strip() for line in lines[1:]), lines
+    assert " ".join(line.strip() for line in lines[1:]).startswith(" ".join(source_line(4, passage, None)
+                                                                            .plain.split("\n")[1].split()))

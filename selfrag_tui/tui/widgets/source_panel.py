@@ -15,7 +15,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from selfrag_tui.selfrag.types import Answer, Critique, Passage
-from selfrag_tui.tui.markers import source_line
+from selfrag_tui.tui.markers import hanging, source_line
 
 
 class SourcePanel(Vertical):
@@ -50,7 +50,7 @@ class SourcePanel(Vertical):
         title.update(Text.assemble(("Sources", "bold"), (count, "dim")))
         for citation, passage in enumerate(answer.passages, start=1):
             verdict = answer.relevance_verdicts.get(passage.id)
-            options.add_option(Option(source_line(citation, passage, verdict), id=f"cite-{citation}"))
+            options.add_option(Option(hanging(source_line(citation, passage, verdict)), id=f"cite-{citation}"))
         options.highlighted = None
 
     def highlight(self, citation: int | None) -> None:
