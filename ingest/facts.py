@@ -3,8 +3,9 @@ and the period it covers. Shown beside each passage (so "Patriot Transportation 
 2022-06-30" tells two near-identical filings apart) and used by search to prefer the documents a question names.
 
 Only what is written plainly is taken: the SEC cover page's "(Exact name of registrant as specified in its
-charter)" line, a "FORM 10-Q" heading or a known report name, a "period ended <date>" or a date in the file name.
-Anything else yields no fact rather than a guess.
+charter)" line, a "FORM 10-Q" heading or a known report name, a "period ended <date>" or a date in the file name,
+and the fiscal quarter a file name ("2023 Q1") or the report's own running period ("the first nine months of
+fiscal 2021") names. Anything else yields no fact rather than a guess.
 """
 
 from __future__ import annotations
@@ -29,6 +30,19 @@ _REPORT = re.compile(r"\b(annual report|quarterly report|half-year(?:ly)? report
                      r"sustainability report|prospectus)\b", re.IGNORECASE)
 _QUARTERLY = re.compile(r"\bquarterly period ended\b", re.IGNORECASE)
 _ANNUAL = re.compile(r"\bfiscal year ended\b", re.IGNORECASE)
+_MONTHS_OF_FISCAL = re.compile(r"\bfirst\s+(three|six|nine)\s+months\s+of\s+fiscal\s+(?:year\s+)?(\d{4})\b",
+                               re.IGNORECASE)
+"""A quarterly report's own running period: "During the first nine months of fiscal 2021" (the third quarter)."""
+_QUARTERS_OF_MONTHS = {"three": 1, "six": 2, "nine": 3}
+_YEAR = r"(20\d{2}|\d{2})"
+_FY = r"(?:fy[\s_'-]*)?"
+_QUARTER_IN_NAME = (
+    (re.compile(r"(?<![a-z0-9])" + _FY + _YEAR + r"[\s_-]*q([1-4])(?![0-9a-z])", re.IGNORECASE), 1, 2),  # 2023 Q1
+    (re.compile(r"(?<![a-z0-9])q([1-4])[\s_'-]*" + _FY + _YEAR + r"(?![0-9])", re.IGNORECASE), 2, 1),  # Q1 FY23
+    (re.compile(r"(?<![a-z0-9])([1-4])q[\s_'-]*" + _FY + _YEAR + r"(?![0-9])", re.IGNORECASE), 2, 1),  # 1Q23
+)
+"""A quarter written into a file name or title: (pattern, group of the year, group of the quarter)."""
+_LABEL = re.compile(r"^Q([1-4]) FY(\d{4})$")
 
 LEGAL_WORDS = frozenset("""
     inc incorporated corp corporation co company companies ltd limited llc lp plc sa ag nv se gmbh holding holdings
@@ -44,6 +58,9 @@ class DocumentFacts:
     """"10-Q", "10-K", "annual report", ..."""
     period: date | None = None
     """The end of the period the document covers."""
+    fiscal_quarter: tuple[int, int] | None = None
+    """(fiscal year, quarter 1-4) as the document names it: "2023 Q1" in its file name, or "the first nine months
+    of fiscal 2021" in its text (the third quarter of fiscal 2021)."""
 
     def as_metadata(self) -> dict[str, str]:
         """The facts as document properties (what `docs` and the source panel show)."""
@@ -54,26 +71,86 @@ class DocumentFacts:
             out["document type"] = self.kind
         if self.period:
             out["period ended"] = self.period.isoformat()
+        if self.fiscal_quarter:
+            out["fiscal quarter"] = quarter_label(self.fiscal_quarter)
         return out
 
     def label(self) -> str:
         """One line: "Patriot Transportation Holding, Inc. · 10-Q · period ended 2022-06-30"."""
-        parts = [self.issuer, self.kind, f"period ended {self.period.isoformat()}" if self.period else None]
+        parts = [self.issuer, self.kind, f"period ended {self.period.isoformat()}" if self.period else None,
+                 quarter_label(self.fiscal_quarter) if self.fiscal_quarter else None]
         return " · ".join(p for p in parts if p)
 
 
 def label_from_metadata(metadata: dict[str, str]) -> str:
     """The `DocumentFacts.label` of a document from its stored metadata ("" when it has none)."""
     parts = [metadata.get("issuer"), metadata.get("document type"),
-             f"period ended {metadata['period ended']}" if metadata.get("period ended") else None]
+             f"period ended {metadata['period ended']}" if metadata.get("period ended") else None,
+             metadata.get("fiscal quarter")]
     return " · ".join(p for p in parts if p)
 
 
-def read_facts(path: str | Path, first_text: str) -> DocumentFacts:
-    """The facts of the document at `path` whose first page (or first few thousand characters) is `first_text`."""
+def facts_from_metadata(metadata: dict[str, str], fallback: DocumentFacts | None = None) -> DocumentFacts:
+    """The facts stored with a document at ingest (`as_metadata`), each missing one taken from `fallback`."""
+    fallback = fallback or DocumentFacts()
+    try:
+        period = date.fromisoformat(metadata["period ended"]) if metadata.get("period ended") else None
+    except ValueError:
+        period = None
+    return DocumentFacts(issuer=metadata.get("issuer") or fallback.issuer,
+                         kind=metadata.get("document type") or fallback.kind,
+                         period=period or fallback.period,
+                         fiscal_quarter=parse_quarter_label(metadata.get("fiscal quarter")) or fallback.fiscal_quarter)
+
+
+def quarter_label(quarter: tuple[int, int]) -> str:
+    """(2021, 3) -> "Q3 FY2021"."""
+    return f"Q{quarter[1]} FY{quarter[0]}"
+
+
+def parse_quarter_label(label: str | None) -> tuple[int, int] | None:
+    found = _LABEL.match((label or "").strip())
+    return (int(found.group(2)), int(found.group(1))) if found else None
+
+
+def _year(text: str) -> int:
+    return int(text) if len(text) == 4 else 2000 + int(text)
+
+
+def name_quarter(name: str) -> tuple[int, int] | None:
+    """The (fiscal year, quarter) a file name or title names: "2023 Q1 AAPL.pdf", "acme_q3_fy22.pdf", "1Q23"."""
+    for pattern, year_group, quarter_group in _QUARTER_IN_NAME:
+        for found in pattern.finditer(name):
+            year = found.group(year_group)
+            if len(year) == 2 and year_group == 1 and "fy" not in found.group().lower():
+                continue  # "10-Q1" is a form, not 2010: a two-digit year comes after the quarter or after "FY"
+            return _year(year), int(found.group(quarter_group))
+    return None
+
+
+def text_quarter(text: str, period: date | None = None) -> tuple[int, int] | None:
+    """The (fiscal year, quarter) a quarterly report's text gives its own running period ("the first six months
+    of fiscal 2022": the second quarter of fiscal 2022). Comparisons with other years are set aside: with the
+    period end known, only a fiscal year ending within twelve months of it counts; the most frequent wins."""
+    counts: dict[tuple[int, int], int] = {}
+    for found in _MONTHS_OF_FISCAL.finditer(text):
+        quarter = (int(found.group(2)), _QUARTERS_OF_MONTHS[found.group(1).lower()])
+        if period is not None and quarter[0] not in (period.year, period.year + 1):
+            continue
+        counts[quarter] = counts.get(quarter, 0) + 1
+    if not counts:
+        return None
+    return max(counts, key=lambda q: (counts[q], q))
+
+
+def read_facts(path: str | Path, first_text: str, full_text: str | None = None) -> DocumentFacts:
+    """The facts of the document at `path` whose first page (or first few thousand characters) is `first_text`;
+    `full_text` (the whole document, where at hand) is searched for the fiscal quarter it reports on."""
     head = (first_text or "")[:6000]
-    return DocumentFacts(issuer=_issuer(head), kind=_kind(Path(path).name, head), period=_period(Path(path).name,
-                                                                                                   head))
+    name = Path(path).name
+    period = _period(name, head)
+    quarter = name_quarter(Path(path).stem) or text_quarter(full_text if full_text is not None else head, period)
+    return DocumentFacts(issuer=_issuer(head), kind=_kind(name, head), period=period, fiscal_quarter=quarter)
 
 
 def issuer_words(issuer: str) -> set[str]:

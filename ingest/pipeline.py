@@ -408,7 +408,8 @@ def _prepare(candidate: _Candidate, previous, *, password: str | None, chunk_wor
         from ingest.facts import read_facts
 
         first = "\n".join(section.text for section in document.sections[:2])
-        write.metadata.update(read_facts(path, first).as_metadata())
+        whole = "\n".join(section.text for section in document.sections)
+        write.metadata.update(read_facts(path, first, whole).as_metadata())
     if document.ocr_pages:
         write.metadata[OCR_PAGES_KEY] = " ".join(str(n) for n in document.ocr_pages)
     return write, chunks

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Sequence
 
-from ingest.facts import DocumentFacts, issuer_words, read_facts
+from ingest.facts import DocumentFacts, facts_from_metadata, issuer_words, read_facts
 
 if TYPE_CHECKING:
     from ingest.store import DocumentStore
@@ -99,10 +100,119 @@ def document_facts(store: "DocumentStore") -> dict[str, DocumentFacts]:
         cached = _FACTS.get(key)
     if cached is not None:
         return cached
-    facts = {doc_id: read_facts(path, first_text) for doc_id, path, first_text in store.first_passages()}
+    # A PDF's facts were read at ingest from its first two pages and its whole text; a first passage can end
+    # before the cover page names the company. Documents without them (notes, older stores) are read here.
+    metadata = {record.doc_id: record.metadata for record in store.documents()}
+    facts = {doc_id: facts_from_metadata(metadata.get(doc_id, {}), read_facts(path, first_text))
+             for doc_id, path, first_text in store.first_passages()}
+    facts = with_fiscal_quarters(facts)
     with _FACTS_LOCK:
         _FACTS[key] = facts
     return facts
+
+
+def _calendar_month(period: date) -> tuple[int, int]:
+    """The month a period ending on `period` covers: a quarter that ends on the first days of a month (Apple's
+    "April 1, 2023") belongs to the month before."""
+    shifted = period - timedelta(days=7)
+    return shifted.year, shifted.month
+
+
+def calendar_quarter(period: date) -> tuple[int, int]:
+    year, month = _calendar_month(period)
+    return year, (month - 1) // 3 + 1
+
+
+def fiscal_quarter_of(period: date, year_end_month: int) -> tuple[int, int]:
+    """(fiscal year, quarter) of a period ending on `period`, for a fiscal year ending in `year_end_month`; the
+    fiscal year is named by the calendar year it ends in (Patriot's fiscal 2021 ends September 30, 2021)."""
+    year, month = _calendar_month(period)
+    into = (month - year_end_month - 1) % 12 + 1  # months into the fiscal year, 1-12
+    return (year if month <= year_end_month else year + 1), (into - 1) // 3 + 1
+
+
+def with_fiscal_quarters(facts: dict[str, DocumentFacts]) -> dict[str, DocumentFacts]:
+    """Fills in the fiscal quarter of documents that do not name it, from their period end and their issuer's
+    fiscal year, which is learnt from the issuer's documents that do name theirs (a 10-Q saying "the first nine
+    months of fiscal 2021" for a quarter ended June 30 puts the year's end in September) or from an annual report.
+    Issuers whose fiscal year cannot be learnt keep no fiscal quarter (their calendar quarter still counts)."""
+    year_ends: dict[str, dict[int, int]] = {}
+    for f in facts.values():
+        if not (f.issuer and f.period):
+            continue
+        if f.fiscal_quarter:
+            _, month = _calendar_month(f.period)
+            end = (month + 3 * (4 - f.fiscal_quarter[1]) - 1) % 12 + 1
+        elif f.kind in ("10-K", "20-F", "annual report"):
+            end = _calendar_month(f.period)[1]
+        else:
+            continue
+        votes = year_ends.setdefault(f.issuer, {})
+        votes[end] = votes.get(end, 0) + 1
+    filled = dict(facts)
+    for doc, f in facts.items():
+        if f.fiscal_quarter is None and f.period and f.issuer in year_ends:
+            votes = year_ends[f.issuer]
+            end = max(votes, key=lambda month: (votes[month], -month))
+            filled[doc] = replace(f, fiscal_quarter=fiscal_quarter_of(f.period, end))
+    return filled
+
+
+_ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}
+_QYEAR = r"((?:19|20)\d{2}|'?\d{2})"
+_QUARTER_PATTERNS = (
+    # "Q3 2022", "Q3 of 2022", "Q3 fiscal 2022", "Q3 FY22", "Q3'22", "calendar Q3 2022", "fiscal Q3 2022"
+    (re.compile(r"(?:\b(fiscal|calendar)\s+)?\bq([1-4]),?(?:\s+of)?[\s'-]*"
+                r"(fiscal\s+(?:year\s+)?|fy\s*'?|calendar\s+(?:year\s+)?)?" + _QYEAR + r"(?![\d,])", re.IGNORECASE),
+     2, 4, (1, 3)),
+    # "2022 Q3", "FY2022 Q3", "fiscal 2022 Q3"
+    (re.compile(r"(fiscal\s+(?:year\s+)?|fy\s*|calendar\s+(?:year\s+)?)?\b" + _QYEAR + r"[\s-]*q([1-4])\b",
+                re.IGNORECASE), 3, 2, 1),
+    # "3Q22", "3Q 2022"
+    (re.compile(r"\b([1-4])q\s*(fy\s*)?" + _QYEAR + r"\b", re.IGNORECASE), 1, 3, 2),
+    # "the third quarter of (fiscal) 2022", "third fiscal quarter of 2022", "third quarter 2022"
+    (re.compile(r"\b(first|1st|second|2nd|third|3rd|fourth|4th)\s+(fiscal\s+)?quarter\s+(?:of\s+)?(?:the\s+)?"
+                r"(fiscal\s+(?:year\s+)?|fy\s*|calendar\s+(?:year\s+)?)?" + _QYEAR + r"(?![\d,])", re.IGNORECASE),
+     1, 4, (2, 3)),
+    # "fiscal 2022's third quarter", "fiscal year 2022 third quarter"
+    (re.compile(r"(fiscal\s+(?:year\s+)?|fy\s*|calendar\s+(?:year\s+)?)" + _QYEAR + r"(?:'s)?\s+"
+                r"(first|1st|second|2nd|third|3rd|fourth|4th)\s+quarter", re.IGNORECASE), 3, 2, 1),
+)
+"""(pattern, group of the quarter, group of the year, group(s) saying fiscal or calendar)."""
+
+
+def query_quarters(query: str) -> list[tuple[int, int, str]]:
+    """The quarters a question names, as (year, quarter, reckoning): "fiscal" ("Q3 FY2022", "the third quarter of
+    fiscal 2022"), "calendar" ("Q3 calendar 2022") or "either" ("Q3 2022": the documents' own fiscal quarter where
+    it is known, else the calendar quarter)."""
+    found: list[tuple[int, int, str]] = []
+    for pattern, quarter_group, year_group, reckoning_groups in _QUARTER_PATTERNS:
+        for match in pattern.finditer(query):
+            quarter_text = match.group(quarter_group).lower()
+            quarter = _ORDINALS.get(quarter_text) or int(quarter_text)
+            year_text = match.group(year_group).lstrip("'")
+            year = int(year_text) if len(year_text) == 4 else 2000 + int(year_text)
+            groups = reckoning_groups if isinstance(reckoning_groups, tuple) else (reckoning_groups,)
+            words = " ".join((match.group(g) or "") for g in groups).lower()
+            reckoning = "calendar" if "calendar" in words else "fiscal" if ("fiscal" in words or "fy" in words) \
+                else "either"
+            if (year, quarter, reckoning) not in found:
+                found.append((year, quarter, reckoning))
+    return found
+
+
+def quarter_documents(facts: dict[str, DocumentFacts], quarters: list[tuple[int, int, str]]) -> set[str]:
+    """The documents covering one of `quarters`: by their fiscal quarter where they have one, by the calendar
+    quarter their period ends in where they do not (or where the question says "calendar")."""
+    wanted = set()
+    for doc, f in facts.items():
+        for year, quarter, reckoning in quarters:
+            if reckoning != "calendar" and f.fiscal_quarter is not None:
+                if f.fiscal_quarter == (year, quarter):
+                    wanted.add(doc)
+            elif reckoning != "fiscal" and f.period is not None and calendar_quarter(f.period) == (year, quarter):
+                wanted.add(doc)
+    return wanted
 
 
 def query_issuers(query: str, facts: dict[str, DocumentFacts]) -> set[str]:
@@ -134,7 +244,6 @@ def _reciprocal_rank(store: "DocumentStore", query: str, k: int,
                      documents: Sequence[str] | None) -> list["SearchHit"]:
     """Reciprocal-rank fusion (Cormack et al. 2009) over 4k candidates a leg: what hybrid search did before;
     kept to measure against."""
-    from dataclasses import replace
 
     depth, fused, hits = max(k * 4, 20), {}, {}
     for mode in ("vector", "fts"):
@@ -217,7 +326,6 @@ class SentenceReranker:
         """The `k` best of `hits` (ranked by a search, best first) after re-scoring; their score is the new one
         and their `match` the sentence that matched best."""
         import statistics
-        from dataclasses import replace
 
         if len(hits) < 2:
             return list(hits[:k])
@@ -248,7 +356,6 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
         fused = search(store, query, k=max(k, rerank_candidates), period=period, candidates=candidates,
                        fusion=fusion, vector_weight=vector_weight, documents=documents, period_boost=period_boost)
         return store.sentence_reranker().rerank(query, fused, k)
-    from dataclasses import replace
 
     if fusion == "rrf":
         return _reciprocal_rank(store, query, k, documents)
@@ -265,6 +372,11 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
             wanted = {doc for doc, when in periods.items() if when == newest}
         elif kind == "month" and month is not None:
             wanted = {doc for doc, when in periods.items() if (when.year, when.month) == month}
+        else:
+            quarters = query_quarters(query)
+            if quarters:
+                in_scope = {doc: f for doc, f in facts.items() if not by_issuer or doc in by_issuer}
+                wanted = quarter_documents(in_scope, quarters)
         if not wanted:
             wanted = by_issuer
     if documents:
@@ -290,5 +402,6 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
     return [replace(hits[chunk_id], score=fused[chunk_id]) for chunk_id in best]
 
 
-__all__ = ["BENCHMARK_VARIANTS", "SentenceReranker", "document_facts", "document_period", "match_span",
-           "query_issuers", "query_period", "search", "sentences"]
+__all__ = ["BENCHMARK_VARIANTS", "SentenceReranker", "calendar_quarter", "document_facts", "document_period",
+           "fiscal_quarter_of", "match_span", "quarter_documents", "query_issuers", "query_period", "query_quarters",
+           "search", "sentences", "with_fiscal_quarters"]
