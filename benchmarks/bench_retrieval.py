@@ -9,7 +9,7 @@ Four kinds of corpus (five corpora), read from the folder given by --data (this 
   headings). Only questions whose answer is written word for word in the paper are kept; the passages of that
   paper that contain the answer are the right ones.
 - `filings`: nine quarterly 10-Q PDFs of one company (Patriot Transportation, 2020-2023) whose PDF titles are
-  not usable (`<submission><type> 10-Q`), with 24 hand-written questions in benchmarks/data/filings_questions.json
+  not usable (`<submission><type> 10-Q`), with 34 hand-written questions in benchmarks/data/filings_questions.json
   that name a quarter or say "latest": the right company is easy, the right quarter is the test.
 - `documents`: the same papers with all their questions, plus L-Eval's eight earnings-call transcripts
   (`papers/financial_qa.jsonl`) with theirs, scored by document: is a passage of the right paper or call among
