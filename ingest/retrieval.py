@@ -66,6 +66,8 @@ BENCHMARK_VARIANTS = {
     "zsum-v0.5+period1.0": {"period": True, "fusion": "z", "vector_weight": 0.5, "period_boost": 1.0},
     "reranked": {"rerank": True},
     "reranked-10": {"rerank": True, "rerank_candidates": 10},
+    "reranked-w0.5": {"rerank": True, "rerank_weight": 0.5},
+    "reranked-w2": {"rerank": True, "rerank_weight": 2.0},
 }
 """Configurations `benchmarks/bench_retrieval.py` measures beside the store's own modes."""
 
@@ -322,9 +324,10 @@ class SentenceReranker:
                     self._cache.popitem(last=False)
         return [found[key] for key in keys]
 
-    def rerank(self, query: str, hits: Sequence["SearchHit"], k: int) -> list["SearchHit"]:
+    def rerank(self, query: str, hits: Sequence["SearchHit"], k: int,
+               weight: float | None = None) -> list["SearchHit"]:
         """The `k` best of `hits` (ranked by a search, best first) after re-scoring; their score is the new one
-        and their `match` the sentence that matched best."""
+        and their `match` the sentence that matched best. `weight` overrides the reranker's own."""
         import statistics
 
         if len(hits) < 2:
@@ -337,7 +340,8 @@ class SentenceReranker:
             mean, spread = statistics.fmean(values), statistics.pstdev(values)
             return [(v - mean) / spread if spread > 0 else 0.0 for v in values]
 
-        scores = [a + self.weight * b for a, b in zip(standardised([h.score for h in hits]), standardised(best))]
+        weight = self.weight if weight is None else weight
+        scores = [a + weight * b for a, b in zip(standardised([h.score for h in hits]), standardised(best))]
         order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))[:k]
         return [replace(hits[i], score=scores[i], match=sentences(hits[i].text)[int(similarities[i].argmax())])
                 for i in order]
@@ -346,7 +350,8 @@ class SentenceReranker:
 def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = True,
            candidates: int = CANDIDATES, fusion: str = "z", vector_weight: float = VECTOR_WEIGHT,
            documents: Sequence[str] | None = None, period_boost: float | None = None,
-           rerank: bool = False, rerank_candidates: int = RERANK_CANDIDATES) -> list["SearchHit"]:
+           rerank: bool = False, rerank_candidates: int = RERANK_CANDIDATES,
+           rerank_weight: float | None = None) -> list["SearchHit"]:
     """The `k` best passages: vector and full-text candidates fused by standardised score (`fusion="z"`, or
     "share" of each leg's best), then (with `period`) those of the document whose period the question names, or
     of the newest document for "latest", moved up. `documents` (paths or ids) restricts the search. With
@@ -355,7 +360,7 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
     if rerank:
         fused = search(store, query, k=max(k, rerank_candidates), period=period, candidates=candidates,
                        fusion=fusion, vector_weight=vector_weight, documents=documents, period_boost=period_boost)
-        return store.sentence_reranker().rerank(query, fused, k)
+        return store.sentence_reranker().rerank(query, fused, k, weight=rerank_weight)
 
     if fusion == "rrf":
         return _reciprocal_rank(store, query, k, documents)
