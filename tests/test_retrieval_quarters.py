@@ -97,7 +97,7 @@ def results(income: str, running: str) -> str:
             f"and freight rates rose. {running}")
 
 
-def test_quarter_and_company_questions_pick_the_filing(tmp_path: Path, store: DocumentStore) -> None:
+def test_quarter_and_company_questions_pick_the_filing(tmp_path: Path, store: DocumentStore, store_env) -> None:
     folder = tmp_path / "filings"
     folder.mkdir()
     filings = {  # file: (period, company, net income, the report's own words on its running period)
@@ -131,3 +131,12 @@ def test_quarter_and_company_questions_pick_the_filing(tmp_path: Path, store: Do
     assert top("Harrow's net income in Q1 2023?") == "h-1.pdf"
     assert top("What net income did Harrow report in its latest quarterly report?") == "h-2.pdf"
     assert top("What net income did Kestrel report in its latest quarterly report?") == "k-3.pdf"
+
+    # The source panel and `search` show each filing's fiscal quarter, the learnt one (k-2) like the stated ones.
+    from selfrag_tui.application.session import Session
+    from selfrag_tui.application.settings import Settings
+
+    session = Session(Settings(), store=store)
+    notes = {Path(p.source).name: p.notes for p in session.retrieve("Kestrel net income for the quarter", 5)}
+    assert notes["k-2.pdf"][0] == "Kestrel Logistics, Inc. · 10-Q · period ended 2023-03-31 · Q2 FY2023"
+    assert notes["k-3.pdf"][0].endswith("· Q3 FY2023")

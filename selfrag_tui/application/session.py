@@ -375,13 +375,25 @@ class Session:
         return self.rerank_by_model(query, passages, k) if candidates > k else passages[:k]
 
     def documents_metadata(self, paths: set[str]) -> dict[str, dict[str, str]]:
-        """path -> the stored metadata of each document (a few lookups per question)."""
+        """path -> the stored metadata of each document (a few lookups per question). A filing whose fiscal
+        quarter search learnt from its company's other filings (`ingest.retrieval.with_fiscal_quarters`) shows
+        it too, like one that states it."""
+        from ingest.facts import quarter_label
+        from ingest.retrieval import document_facts
+
         store = self.require_store()
         out: dict[str, dict[str, str]] = {}
+        facts = None
         for path in paths:
             record = store.document(path)
             if record is not None and record.metadata:
-                out[path] = dict(record.metadata)
+                metadata = dict(record.metadata)
+                if metadata.get("period ended") and "fiscal quarter" not in metadata:
+                    facts = document_facts(store) if facts is None else facts
+                    known = facts.get(record.doc_id)
+                    if known is not None and known.fiscal_quarter is not None:
+                        metadata["fiscal quarter"] = quarter_label(known.fiscal_quarter)
+                out[path] = metadata
         return out
 
     def rerank_by_model(self, question: str, passages: Sequence["Passage"], keep: int) -> list["Passage"]:
