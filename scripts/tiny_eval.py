@@ -8,6 +8,7 @@ and a few unanswerable questions, none of them ever trained on.
     .venv/bin/python scripts/tiny_eval.py                       # the bundled model, the full table
     .venv/bin/python scripts/tiny_eval.py --model DIR           # another build of it
     .venv/bin/python scripts/tiny_eval.py --trained             # the trained questions instead (for comparison)
+    .venv/bin/python scripts/tiny_eval.py --lower               # typed in lower case, as in a chat
 """
 
 from __future__ import annotations
@@ -178,9 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=demo_model_path(), help="model folder (default: bundled)")
     parser.add_argument("--trained", action="store_true", help="the trained questions instead of the held-out")
+    parser.add_argument("--lower", action="store_true",
+                        help="ask each question in lower case, as people often type in a chat")
     parser.add_argument("--verbose", action="store_true", help="one line per question")
     args = parser.parse_args(argv)
-    results = evaluate(args.model, trained=args.trained)
+    entries = questions(args.trained)
+    if args.lower:
+        entries = [dict(entry, question=entry["question"].lower()) for entry in entries]
+    results = evaluate(args.model, entries)
     if args.verbose:
         for r in results:
             mark = "RIGHT" if r.right_answer else ("abstain" if r.abstained else "WRONG")
