@@ -246,7 +246,6 @@ def _reciprocal_rank(store: "DocumentStore", query: str, k: int,
                      documents: Sequence[str] | None) -> list["SearchHit"]:
     """Reciprocal-rank fusion (Cormack et al. 2009) over 4k candidates a leg: what hybrid search did before;
     kept to measure against."""
-
     depth, fused, hits = max(k * 4, 20), {}, {}
     for mode in ("vector", "fts"):
         for rank, hit in enumerate(store.search(query, k=depth, mode=mode, documents=documents), start=1):
