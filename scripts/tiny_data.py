@@ -267,7 +267,10 @@ def held_out_questions(qa: dict) -> list[dict]:
     return held
 
 
-def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search, seed: int) -> TrainingSet:
+def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search, seed: int, *,
+                       typed_variants: bool = False) -> TrainingSet:
+    """The examples. `typed_variants` adds each question as people type it (`surface_variants`); not in the
+    shipped weights (the model's README gives its trade)."""
     rng = random.Random(seed)
     examples: list[Example] = []
     plans: list[QuestionPlan] = []
@@ -387,6 +390,28 @@ def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search,
             .example
         )
 
+    if typed_variants:
+        # The same questions as people type them: in lower case, without the question mark, "which" for "what".
+        # Drawn a few per question and epoch, so the judgement does not hang on the capital letter it memorised.
+        for plan in plans:
+            for variant in surface_variants(plan.question):
+                group = [ExampleWriter("surface-retrieve", variant).model("[Retrieval]").example,
+                         relevant_example(variant, chunks[plan.gold[0]], plan.answer, kind="surface-relevant")]
+                group += [irrelevant_example(variant, chunks[index]) for index in plan.negatives[:1]]
+                for example in group:
+                    example.sampled, example.question = True, SURFACE_POOL + plan.question
+                examples += group
+        for item in qa.get("unanswerable", []):
+            if item.get("held_out"):
+                continue
+            negatives = search(item["question"], CANDIDATES_K)[:1]
+            for variant in surface_variants(item["question"]):
+                group = [ExampleWriter("surface-retrieve", variant).model("[Retrieval]").example]
+                group += [irrelevant_example(variant, chunks[index]) for index in negatives]
+                for example in group:
+                    example.sampled, example.question = True, SURFACE_POOL + item["question"]
+                examples += group
+
     counts: dict[str, int] = {}
     for example in examples:
         kind = "sampled-irrelevant (pool)" if example.sampled else example.kind
@@ -422,7 +447,8 @@ def sample_epoch(examples: Sequence[Example], seed: int, epoch: int, per_questio
             pools.setdefault(example.question, []).append(i)
     for question in sorted(pools):
         pool = pools[question]
-        chosen += rng.sample(pool, min(per_question, len(pool)))
+        count = SURFACE_PER_QUESTION if question.startswith(SURFACE_POOL) else per_question
+        chosen += rng.sample(pool, min(count, len(pool)))
     return sorted(chosen)
 
 
@@ -467,3 +493,25 @@ def tokenizer_corpus(chunks: Sequence[PassageChunk], qa: dict) -> list[str]:
     for item in qa.get("multi_segment", []):
         lines += [item["question"], *(segment["answer"] for segment in item["segments"])]
     return lines
+
+
+SURFACE_POOL = "typed:"
+"""Prefix of the pool key of a question's typed variants (`Example.question`)."""
+SURFACE_PER_QUESTION = 2
+"""Examples drawn per question and epoch from its typed variants."""
+
+
+def surface_variants(question: str) -> list[str]:
+    """`question` as people type it in a chat: all in lower case, the first letter small, no question mark,
+    "which" for "what" and back."""
+    out = {question.lower(), question.lower().rstrip("?").rstrip()}
+    if question[:1].isupper():
+        out.add(question[0].lower() + question[1:])
+    if question.endswith("?"):
+        out.add(question[:-1].rstrip())
+    for a, b in (("What ", "Which "), ("Which ", "What ")):
+        if question.startswith(a):
+            swapped = b + question[len(a):]
+            out.update({swapped, swapped.lower()})
+    out.discard(question)
+    return sorted(out)

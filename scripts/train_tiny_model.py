@@ -461,7 +461,8 @@ def build(args) -> None:
                 raise SystemExit(f"the document store is not importable ({exc}); pass --allow-embedder-fallback "
                                  "to pick wrong passages by embedding similarity instead") from exc
             search, retrieval = tiny_data.embedder_search(chunks)
-        training_set = tiny_data.build_training_set(chunks, qa, search, args.seed)
+        training_set = tiny_data.build_training_set(chunks, qa, search, args.seed,
+                                                    typed_variants=args.typed_variants)
     print(f"{len(chunks)} passages, {len(training_set.examples)} examples ({retrieval} negatives): "
           + ", ".join(f"{k}={v}" for k, v in sorted(training_set.counts.items())))
 
@@ -525,6 +526,7 @@ def build(args) -> None:
         "negatives_k": tiny_data.CANDIDATES_K,
         "sampled_negatives_per_epoch": tiny_data.SAMPLED_NEGATIVES,
         "question_dropout": QUESTION_DROPOUT,
+        "typed_variants": args.typed_variants,
         "relevant_judgement_weight": RELEVANT_JUDGEMENT,
         "irrelevant_answer": NOT_IN_PASSAGE,
         "counts": training_set.counts,
@@ -563,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, help="continue training this saved model instead of fresh weights")
     parser.add_argument("--first-epoch", type=int, default=0,
                         help="with --init: the number of epochs it was trained for (new wrong passages are drawn)")
+    parser.add_argument("--typed-variants", action="store_true",
+                        help="also train each question as people type it (lower case, no question mark, which/what)")
     parser.add_argument("--verify", action="store_true", help="only verify the saved model and print the table")
     parser.add_argument("--data-only", action="store_true",
                         help="build the training set and tokenizer, print their sizes, and stop before training")

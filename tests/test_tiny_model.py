@@ -239,3 +239,27 @@ def test_every_question_is_trained_against_passages_beyond_the_search_hits(tiny_
     assert {p["question"] for p in training_set.unanswerable_plans} == {u["question"] for u in unanswerable}
     for entry in tiny_data.held_out_questions(qa):
         assert not any(entry["question"] in e.text for e in examples), entry["question"]
+
+
+def test_typed_variants_are_opt_in_and_never_a_held_out_question(tiny_data, chunks):
+    """`--typed-variants` adds each trained question as people type it (lower case, no question mark, which for
+    what), drawn two per question and epoch; without it the training set is the shipped one."""
+    assert tiny_data.surface_variants("What IP does the NAS have?") == [
+        "What IP does the NAS have", "Which IP does the NAS have?", "what IP does the NAS have?",
+        "what ip does the nas have", "what ip does the nas have?", "which ip does the nas have?"]
+    qa = tiny_data.load_qa()
+
+    def search(query: str, k: int) -> list[int]:
+        return list(range(k))
+
+    plain = tiny_data.build_training_set(chunks, qa, search, seed=3)
+    typed = tiny_data.build_training_set(chunks, qa, search, seed=3, typed_variants=True)
+    assert [e.text for e in typed.examples[:len(plain.examples)]] == [e.text for e in plain.examples]
+    added = typed.examples[len(plain.examples):]
+    assert added and all(e.sampled and e.question.startswith(tiny_data.SURFACE_POOL) for e in added)
+    held_out = {entry["question"].lower() for entry in tiny_data.held_out_questions(qa)}
+    trained_as = {e.text.split("### Instruction:\n", 1)[1].split("\n\n### Response:", 1)[0] for e in added}
+    assert "which ip does the nas have?" in trained_as and not trained_as & held_out
+    first = tiny_data.sample_epoch(typed.examples, 3, 0)
+    pools = {e.question for e in added}
+    assert sum(i >= len(plain.examples) for i in first) == tiny_data.SURFACE_PER_QUESTION * len(pools)
