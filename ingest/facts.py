@@ -113,7 +113,8 @@ def parse_quarter_label(label: str | None) -> tuple[int, int] | None:
     return (int(found.group(2)), int(found.group(1))) if found else None
 
 
-def _year(text: str) -> int:
+def full_year(text: str) -> int:
+    """"2023" or "23" (this century) -> 2023."""
     return int(text) if len(text) == 4 else 2000 + int(text)
 
 
@@ -124,7 +125,7 @@ def name_quarter(name: str) -> tuple[int, int] | None:
             year = found.group(year_group)
             if len(year) == 2 and year_group == 1 and "fy" not in found.group().lower():
                 continue  # "10-Q1" is a form, not 2010: a two-digit year comes after the quarter or after "FY"
-            return _year(year), int(found.group(quarter_group))
+            return full_year(year), int(found.group(quarter_group))
     return None
 
 

@@ -23,7 +23,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Sequence
 
-from ingest.facts import DocumentFacts, facts_from_metadata, issuer_words, read_facts
+from ingest.facts import DocumentFacts, facts_from_metadata, full_year, issuer_words, read_facts
 
 if TYPE_CHECKING:
     from ingest.store import DocumentStore
@@ -192,8 +192,7 @@ def query_quarters(query: str) -> list[tuple[int, int, str]]:
         for match in pattern.finditer(query):
             quarter_text = match.group(quarter_group).lower()
             quarter = _ORDINALS.get(quarter_text) or int(quarter_text)
-            year_text = match.group(year_group).lstrip("'")
-            year = int(year_text) if len(year_text) == 4 else 2000 + int(year_text)
+            year = full_year(match.group(year_group).lstrip("'"))
             groups = reckoning_groups if isinstance(reckoning_groups, tuple) else (reckoning_groups,)
             words = " ".join((match.group(g) or "") for g in groups).lower()
             reckoning = "calendar" if "calendar" in words else "fiscal" if ("fiscal" in words or "fy" in words) \

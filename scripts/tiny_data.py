@@ -393,24 +393,22 @@ def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search,
     if typed_variants:
         # The same questions as people type them: in lower case, without the question mark, "which" for "what".
         # Drawn a few per question and epoch, so the judgement does not hang on the capital letter it memorised.
+        def typed(question: str, gold: int | None, answer: str | None, negatives: list[int]) -> list[Example]:
+            pool = []
+            for variant in surface_variants(question):
+                pool.append(ExampleWriter("surface-retrieve", variant).model("[Retrieval]").example)
+                if gold is not None:
+                    pool.append(relevant_example(variant, chunks[gold], answer, kind="surface-relevant"))
+                pool += [irrelevant_example(variant, chunks[index]) for index in negatives]
+            for example in pool:
+                example.sampled, example.question = True, SURFACE_POOL + question
+            return pool
+
         for plan in plans:
-            for variant in surface_variants(plan.question):
-                group = [ExampleWriter("surface-retrieve", variant).model("[Retrieval]").example,
-                         relevant_example(variant, chunks[plan.gold[0]], plan.answer, kind="surface-relevant")]
-                group += [irrelevant_example(variant, chunks[index]) for index in plan.negatives[:1]]
-                for example in group:
-                    example.sampled, example.question = True, SURFACE_POOL + plan.question
-                examples += group
+            examples += typed(plan.question, plan.gold[0], plan.answer, plan.negatives[:1])
         for item in qa.get("unanswerable", []):
-            if item.get("held_out"):
-                continue
-            negatives = search(item["question"], CANDIDATES_K)[:1]
-            for variant in surface_variants(item["question"]):
-                group = [ExampleWriter("surface-retrieve", variant).model("[Retrieval]").example]
-                group += [irrelevant_example(variant, chunks[index]) for index in negatives]
-                for example in group:
-                    example.sampled, example.question = True, SURFACE_POOL + item["question"]
-                examples += group
+            if not item.get("held_out"):
+                examples += typed(item["question"], None, None, search(item["question"], CANDIDATES_K)[:1])
 
     counts: dict[str, int] = {}
     for example in examples:
