@@ -68,11 +68,6 @@ BENCHMARK_VARIANTS = {
     "reranked-10": {"rerank": True, "rerank_candidates": 10},
     "reranked-w0.5": {"rerank": True, "rerank_weight": 0.5},
     "reranked-w2": {"rerank": True, "rerank_weight": 2.0},
-    "doc0.25": {"document_weight": 0.25},
-    "doc0.5": {"document_weight": 0.5},
-    "doc0.5-top1": {"document_weight": 0.5, "document_top": 1},
-    "reranked-doc0.25": {"rerank": True, "document_weight": 0.25},
-    "reranked-doc0.5": {"rerank": True, "document_weight": 0.5},
 }
 """Configurations `benchmarks/bench_retrieval.py` measures beside the store's own modes."""
 
@@ -354,8 +349,7 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
            candidates: int = CANDIDATES, fusion: str = "z", vector_weight: float = VECTOR_WEIGHT,
            documents: Sequence[str] | None = None, period_boost: float | None = None,
            rerank: bool = False, rerank_candidates: int = RERANK_CANDIDATES,
-           rerank_weight: float | None = None, document_weight: float = 0.0,
-           document_top: int = 3) -> list["SearchHit"]:
+           rerank_weight: float | None = None) -> list["SearchHit"]:
     """The `k` best passages: vector and full-text candidates fused by standardised score (`fusion="z"`, or
     "share" of each leg's best), then (with `period`) those of the document whose period the question names, or
     of the newest document for "latest", moved up. `documents` (paths or ids) restricts the search. With
@@ -363,8 +357,7 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
     SentenceReranker) and the best `k` of those returned."""
     if rerank:
         fused = search(store, query, k=max(k, rerank_candidates), period=period, candidates=candidates,
-                       fusion=fusion, vector_weight=vector_weight, documents=documents, period_boost=period_boost,
-                       document_weight=document_weight, document_top=document_top)
+                       fusion=fusion, vector_weight=vector_weight, documents=documents, period_boost=period_boost)
         return store.sentence_reranker().rerank(query, fused, k, weight=rerank_weight)
 
     if fusion == "rrf":
@@ -403,15 +396,6 @@ def search(store: "DocumentStore", query: str, *, k: int = 5, period: bool = Tru
     for weight, scores in ((vector_weight, scale(vector)), (1.0, scale(text))):
         for chunk_id, score in scores.items():
             fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * score
-    if document_weight:
-        by_document: dict[str, list[float]] = {}
-        for chunk_id, score in fused.items():
-            by_document.setdefault(hits[chunk_id].doc_id, []).append(score)
-        evidence = {doc: sum(sorted(scores, reverse=True)[:document_top]) for doc, scores in by_document.items()}
-        strongest, best_fused = max(evidence.values(), default=0.0), max(fused.values(), default=0.0)
-        if strongest > 0:
-            for chunk_id in fused:
-                fused[chunk_id] += document_weight * best_fused * evidence[hits[chunk_id].doc_id] / strongest
     boost = (PERIOD_BOOST if period_boost is None else period_boost) * max(fused.values(), default=0.0)
     for chunk_id, hit in hits.items():
         if hit.doc_id in wanted:
