@@ -137,3 +137,17 @@ def test_reindex_switches_the_embedder_and_records_it(library: Path, capsys) -> 
     assert "Re-embedded" in out and f'embedder = "{folder}"' in config.read_text(encoding="utf-8")
     code, found = run_json(capsys, "search", "what do llamas eat", "--k", "1")
     assert code == 0 and found["hits"][0]["heading"] == "Llamas"
+
+
+def test_docs_piped_keeps_each_row_whole(library: Path, capsys, monkeypatch) -> None:
+    """Piped to a file or `grep`, `docs` has no terminal width; each document's row, with its file name and its
+    failure reason, stays on one line instead of being folded into 80 columns."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    encrypted_pdf(library / "quarterly_statement_locked_by_the_bank.pdf", "pw")
+    assert main(["ingest", str(library)]) == 1
+    capsys.readouterr()
+    assert main(["docs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = [line for line in lines if "quarterly_statement_locked_by_the_bank.pdf" in line]
+    assert len(row) == 1 and "needs a password" in row[0], lines
+    assert any("selfrag-chat rm PATH_OR_ID" in line for line in lines)

@@ -36,13 +36,13 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
         print(safe_json({"store": stats, "documents": [dataclasses.asdict(r) for r in records]}, indent=2))
         return 0
 
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from ingest.facts import label_from_metadata
+    from selfrag_tui.commands import output_console
 
-    console = Console(highlight=False)
+    console = output_console()
     if not records:
         console.print(Text(f"No documents in {visible_text(str(stats['path']), multiline=False)}. Add some with "
                            f"`selfrag-chat ingest PATH`."))

@@ -65,10 +65,10 @@ def _print_verification(check) -> None:
 
 
 def _list(args, session) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from selfrag_tui.application import models
+    from selfrag_tui.commands import output_console
 
     statuses = models.list_variants(session.base_settings)
     if args.json:
@@ -81,7 +81,7 @@ def _list(args, session) -> int:
         } for s in statuses]
         print(json.dumps(rows, indent=2))
         return 0
-    console = Console(highlight=False)
+    console = output_console()
     table = Table(title=f"Self-RAG 7B variants at {statuses[0].context} tokens of context")
     for column in ("variant", "download", "needs", "engine", "fits this machine", "downloaded"):
         table.add_column(column)
