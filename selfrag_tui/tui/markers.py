@@ -85,6 +85,24 @@ def display_path(path: str) -> str:
         return path
 
 
+def fit_path(path: str, width: int) -> str:
+    """`display_path(path)` in at most `width` characters, cut where it costs least: the folders give way first
+    ("sample_docs/andean_textile_fibres.pdf" → "sam…/andean_textile_fibres.pdf"), then the middle of the file
+    name, keeping its start and its extension ("quarterly_rep…_2023.pdf"). A table column cut at its end would
+    show the same folder on every row and hide the names."""
+    shown = display_path(path)
+    if len(shown) <= width or width < 4:
+        return shown[:max(width, 0)]
+    folder, _, name = shown.rpartition("/")
+    if folder and len(name) + 2 <= width:
+        room = width - len(name) - 2
+        return (folder[:room] + "…/" if room else "…/") + name
+    stem, dot, extension = name.rpartition(".")
+    end = (dot + extension) if stem and len(extension) <= 5 else ""
+    tail = min(len(name) - 1, width - 2, max(len(end) + 4, (width - 1) // 3))
+    return name[:width - 1 - tail] + "…" + name[len(name) - tail:]
+
+
 def passage_label(passage: Passage) -> str:
     where = passage.location
     name = passage.source.rsplit("/", 1)[-1]

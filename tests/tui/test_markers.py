@@ -6,7 +6,7 @@ import dataclasses
 
 from answer_factory import ALPACAS, chit_chat_answer, retrieved_answer
 
-from selfrag_tui.tui.markers import badge, segment_text, source_line
+from selfrag_tui.tui.markers import badge, fit_path, segment_text, source_line
 from selfrag_tui.application.verdicts import clean_text
 
 
@@ -85,3 +85,18 @@ def test_a_long_source_location_wraps_under_its_entry_not_at_the_left_edge():
     assert all(line.startswith("    ") and line.strip() for line in lines[1:]), lines
     assert " ".join(line.strip() for line in lines[1:]).startswith(" ".join(source_line(4, passage, None)
                                                                             .plain.split("\n")[1].split()))
+
+
+def test_a_path_cut_to_fit_a_column_keeps_its_file_name(monkeypatch, tmp_path):
+    """The library's File column is 30 cells: a long path gives up its folders first, then the middle of the
+    file name, never the extension; a path that fits is shown whole."""
+    monkeypatch.chdir(tmp_path)
+    papers = tmp_path / "sample_docs"
+
+    assert fit_path(str(papers / "camelids.md"), 30) == "sample_docs/camelids.md"
+    assert fit_path(str(papers / "andean_textile_fibres.pdf"), 30) == "sam…/andean_textile_fibres.pdf"
+    assert fit_path("/srv/x/andean_textile_fibres.pdf", 27) == "…/andean_textile_fibres.pdf"
+    cut = fit_path("/srv/filings/quarterly_report_of_patriot_transportation_2023.pdf", 30)
+    assert len(cut) == 30 and cut.startswith("quarterly_report") and cut.endswith("_2023.pdf") and "…" in cut
+    for width in (4, 12, 30, 60):
+        assert len(fit_path("/srv/filings/quarterly_report_of_patriot_transportation_2023.pdf", width)) <= width

@@ -21,7 +21,7 @@ from textual.widgets import Button, DataTable, DirectoryTree, Footer, ProgressBa
 from selfrag_tui.application import events as ev
 from selfrag_tui.tui import messages as msg
 from selfrag_tui.tui.actions import bindings_for
-from selfrag_tui.tui.markers import display_path
+from selfrag_tui.tui.markers import fit_path
 from selfrag_tui.application.verdicts import clean_text
 from selfrag_tui.tui.widgets.path_input import PathInput
 from selfrag_tui.tui.widgets.status_bar import StatusBar
@@ -29,6 +29,9 @@ from selfrag_tui.tui.widgets.status_bar import StatusBar
 if TYPE_CHECKING:
     from ingest.types import DocumentRecord, IngestProgress, IngestReport
     from selfrag_tui.application.session import Session
+
+FILE_WIDTH = 30
+"""Cells of the table's File column: a path cut to fit keeps its file name (`markers.fit_path`)."""
 
 
 class LibraryScreen(Screen):
@@ -63,7 +66,7 @@ class LibraryScreen(Screen):
     def on_mount(self) -> None:
         table = self.query_one("#documents", DataTable)
         table.add_column("Document", key="title", width=34)
-        table.add_column("File", key="file", width=30)
+        table.add_column("File", key="file", width=FILE_WIDTH)
         table.add_column("Status", key="status", width=8)
         table.add_column("Pages", key="pages", width=5)
         table.add_column("Passages", key="chunks", width=8)
@@ -113,7 +116,7 @@ class LibraryScreen(Screen):
             problem = record.error or "; ".join(getattr(record, "warnings", ()) or ())
             table.add_row(
                 Text(clean_text(record.title or Path(record.path).name), no_wrap=True, overflow="ellipsis"),
-                Text(clean_text(display_path(record.path)), no_wrap=True, overflow="ellipsis"),
+                Text(clean_text(fit_path(record.path, FILE_WIDTH)), no_wrap=True, overflow="ellipsis"),
                 Text("✓ ok" if ok else "✗ failed", style="green" if ok else "bold red"),
                 Text(str(record.pages) if record.pages else "–", justify="right"),
                 Text(str(record.chunks), justify="right"),
