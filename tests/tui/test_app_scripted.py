@@ -185,6 +185,28 @@ async def test_an_out_of_range_setting_is_refused_with_its_name_and_range(script
         assert locations.config_file().read_text(encoding="utf-8") == ""
 
 
+async def test_every_setting_description_is_shown_whole(scripted_app):
+    """A description longer than its column wraps onto the next lines instead of being cut mid-sentence."""
+    from selfrag_tui.tui.screens.settings import _help, form_fields
+
+    app = scripted_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f4")
+        await pilot.pause(0.2)
+        body = app.screen.query_one("#settings-body")
+        shown = ""
+        for y in range(0, body.virtual_size.height, max(body.size.height - 1, 1)):
+            body.scroll_to(y=y, animate=False)
+            await pilot.pause(0.05)
+            shown += " " + screen_text(app)
+        words = " ".join(shown.split())
+        long_ones = [_help(spec) for spec in form_fields() if len(_help(spec)) > 100]
+        assert long_ones
+        for text in long_ones:
+            assert " ".join(text.split()) in words, text
+
+
 async def test_a_saved_conversation_reopens_continues_and_exports(scripted_app):
     app = scripted_app()
     async with app.run_test(size=SIZE, notifications=True) as pilot:
