@@ -73,7 +73,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         "library_unlock", "ctrl+u", "unlock_document", "Password",
-        "Enter the password of the selected encrypted PDF and read it again (Enter on its row does the same)",
+        "Unlock the selected encrypted PDF with its password (or Enter on its row)",
         "library",
     ),
     ActionSpec("library_cancel", "escape", "cancel_ingest", "Stop ingest", "Stop the running ingest", "library"),

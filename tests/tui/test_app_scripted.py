@@ -207,6 +207,23 @@ async def test_every_setting_description_is_shown_whole(scripted_app):
             assert " ".join(text.split()) in words, text
 
 
+async def test_the_key_help_shows_every_binding_id_and_description_whole(scripted_app):
+    """F1 lists each action with the id to remap it under ([ui.keybindings]) and what it does; at the default
+    size neither is cut off."""
+    from selfrag_tui.tui.actions import ACTIONS
+
+    app = scripted_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f1")
+        await pilot.pause(0.2)
+        rows = screen_text(app).splitlines()
+        for spec in ACTIONS:
+            row = next((line for line in rows if f" {spec.id} " in line), None)
+            assert row is not None, f"{spec.id} not shown whole"
+            assert f"{spec.title}: {spec.help}" in row, row
+
+
 async def test_a_saved_conversation_reopens_continues_and_exports(scripted_app):
     app = scripted_app()
     async with app.run_test(size=SIZE, notifications=True) as pilot:

@@ -35,18 +35,20 @@ class HelpScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("Keys", "Where", "Action", "Binding id")
+        # The binding id (the name to remap a key under) before the long description, so a narrow dialog cuts
+        # the end of a description, not the ids.
+        table.add_columns("Keys", "Where", "Binding id", "Action")
         keymap = getattr(self.app, "_keymap", {}) or {}
         for spec in ACTIONS:
             keys = keymap.get(spec.id, spec.keys)
             table.add_row(
                 Text(keys, style="bold"),
                 Text(_SCOPE_TITLE[spec.scope]),
-                Text(f"{spec.title}: {spec.help}"),
                 Text(spec.id, style="dim"),
+                Text(f"{spec.title}: {spec.help}"),
             )
-        table.add_row(Text("ctrl+p", style="bold"), Text("anywhere"), Text("Command palette: search every action"),
-                      Text("", style="dim"))
+        table.add_row(Text("ctrl+p", style="bold"), Text("anywhere"), Text("", style="dim"),
+                      Text("Command palette: search every action"))
         table.focus()
 
     def action_close(self) -> None:
