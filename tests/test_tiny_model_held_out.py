@@ -85,8 +85,8 @@ def test_held_out_questions_were_never_trained_on(tiny_eval, held_out):
 
 # The goal is none: ✓ Relevant with ● Fully supported never shown for a passage without the answer, and no answer
 # taken from such a passage without abstaining. The shipped weights miss it on 2 of the 46 held-out questions (the
-# README's table), one of them in this sample ("Which animal were alpacas domesticated from?" is answered from the
-# alpaca-breeds passage); a retrain that does worse fails here.
+# README's table), one of them in this sample ("What do I check on my bike before riding?" is answered from the
+# tyre-pressure passage); a retrain that does worse fails here.
 WRONG_RELEVANT_SUPPORTED_AT_MOST = 1
 
 
