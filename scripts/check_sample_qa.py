@@ -23,6 +23,10 @@ PARAPHRASES_PER_FACT = 9
 """At least this many, trained (`paraphrases`) and held-out (`held_out`) together; at least one of them held out."""
 UNANSWERABLE_KINDS = ("off_topic", "near_miss")
 MAX_SAMPLE_DOCS_BYTES = 300_000
+NEAR_COPY = 0.7
+"""A trained wording sharing this share of its content words with a held-out one (or more) makes that held-out
+question nearly trained: "Which kinds of alpaca are there?" against the held-out "What kinds of alpaca are there?"."""
+FUNCTION_WORDS = {"a", "an", "the", "is", "are", "do", "does", "i", "my", "what", "which", "how", "of", "to", "in"}
 HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$")
 PAGE_LOCATION = re.compile(r"^p\. (\d+)$")
 
@@ -152,6 +156,19 @@ def check(data: dict) -> Checker:
         if key in seen:
             checker.fail(where, f"{text!r} is also in {seen[key]}")
         seen.setdefault(key, where)
+    # Nor may a trained wording be a near copy of a held-out one, or the held-out figures flatter the model.
+    def content(text: str) -> set[str]:
+        return set(re.findall(r"[a-z0-9]+", text.lower())) - FUNCTION_WORDS
+
+    held = [q for item in factual for q in item.get("held_out", [])]
+    held += [item.get("question", "") for item in unanswerable if item.get("held_out")]
+    trained = [q for item in factual for q in [item.get("question", ""), *item.get("paraphrases", [])]]
+    trained += [item.get("question", "") for item in unanswerable if not item.get("held_out")]
+    for question in held:
+        for other in trained:
+            a, b = content(question), content(other)
+            if a and len(a & b) >= NEAR_COPY * len(a | b):
+                checker.fail("held_out", f"{question!r} is nearly the trained {other!r}")
     # Items the demo and the tests rely on by exact wording.
     questions = {item.get("question") for item in factual}
     if "Can you tell me the difference between llamas and alpacas?" not in questions:

@@ -263,3 +263,21 @@ def test_typed_variants_are_opt_in_and_never_a_held_out_question(tiny_data, chun
     first = tiny_data.sample_epoch(typed.examples, 3, 0)
     pools = {e.question for e in added}
     assert sum(i >= len(plain.examples) for i in first) == tiny_data.SURFACE_PER_QUESTION * len(pools)
+
+
+def test_the_questions_pass_their_checks_and_no_held_out_wording_is_nearly_trained(tiny_data):
+    """scripts/check_sample_qa.py over the shipped questions: every answer's evidence at its stated place, enough
+    wordings per fact, and no trained wording a near copy of a held-out one (which would flatter the held-out
+    figures). A near copy, as one was first written, is caught."""
+    import copy
+
+    checks = _load_script("check_sample_qa")
+    qa = tiny_data.load_qa()
+    assert checks.check(qa).problems == []
+
+    leaky = copy.deepcopy(qa)
+    item = next(i for i in leaky["factual"] if "What kinds of alpaca are there?" in i.get("held_out", []))
+    item["paraphrases"].append("Which kinds of alpaca are there?")
+    problems = checks.check(leaky).problems
+    assert problems == ["held_out: 'What kinds of alpaca are there?' is nearly the trained "
+                        "'Which kinds of alpaca are there?'"]
