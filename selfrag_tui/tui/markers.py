@@ -88,8 +88,8 @@ def display_path(path: str) -> str:
 def fit_path(path: str, width: int) -> str:
     """`display_path(path)` in at most `width` characters, cut where it costs least: the folders give way first
     ("sample_docs/andean_textile_fibres.pdf" → "sam…/andean_textile_fibres.pdf"), then the middle of the file
-    name, keeping its start and its extension ("quarterly_rep…_2023.pdf"). A table column cut at its end would
-    show the same folder on every row and hide the names."""
+    name, keeping its start and its extension ("quarterly_report_of_…_2023.pdf"). A table column cut at its end
+    would show the same folder on every row and hide the names."""
     shown = display_path(path)
     if len(shown) <= width or width < 4:
         return shown[:max(width, 0)]
