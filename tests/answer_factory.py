@@ -16,6 +16,7 @@ ALPACAS = Passage(
     doc_title="Camelids",
     heading="Camelids > Alpacas",
     score=0.812,
+    rank=1,
 )
 BIKES = Passage(
     id="chunk-bikes-7",

@@ -56,6 +56,19 @@ def test_session_reranks_only_when_the_setting_asks(tmp_path) -> None:
     assert [p.id for p in on.retrieve(QUESTION, 1)] == ["p-alpaca"] and asked[-1] == 3
 
 
+def test_retrieved_passages_keep_their_search_rank_through_the_models_rerank() -> None:
+    """The source panel says where search put each passage: 1, 2, 3 in its order, and a passage the model
+    promoted keeps the place search gave it."""
+    def retriever(query: str, k: int) -> list[Passage]:
+        return PASSAGES[:k]
+
+    plain = Session(Settings(), engine=scripted(), retriever=retriever)
+    assert [(p.id, p.rank) for p in plain.retrieve(QUESTION, 3)] == [("p-bread", 1), ("p-alpaca", 2), ("p-bike", 3)]
+    judged = Session(Settings().with_updates({"decoding": {"rerank_candidates": 3}}, source="test"),
+                     engine=scripted(), retriever=retriever)
+    assert [(p.id, p.rank) for p in judged.retrieve(QUESTION, 2)] == [("p-alpaca", 2), ("p-bread", 1)]
+
+
 def test_the_tiny_model_judges_relevance(tiny_engine) -> None:
     vocab = ReflectionVocab.from_engine(tiny_engine)
     scores = relevance_scores(tiny_engine, vocab, QUESTION, PASSAGES)

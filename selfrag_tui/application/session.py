@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -372,6 +372,7 @@ class Session:
             hits = self.search(query, candidates)
             metadata = self.documents_metadata({hit.path for hit in hits})
             passages = [passage_from_hit(hit, passage_notes(hit, metadata.get(hit.path, {}))) for hit in hits]
+        passages = [p if p.rank is not None else replace(p, rank=i) for i, p in enumerate(passages, 1)]
         return self.rerank_by_model(query, passages, k) if candidates > k else passages[:k]
 
     def documents_metadata(self, paths: set[str]) -> dict[str, dict[str, str]]:

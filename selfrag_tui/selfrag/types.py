@@ -40,6 +40,9 @@ class Passage:
     notes: tuple[str, ...] = ()
     """What to know about where the text came from, shown beside it: the report it belongs to ("Patriot
     Transportation Holding, Inc. · 10-Q · period ended 2022-06-30"), "read by OCR (p. 3)"."""
+    rank: int | None = None
+    """Its place (1 = first) in the search results for its query, before any rerank by the model; None where not
+    known (a passage from a retriever that does not say, or a chat saved before ranks were kept)."""
 
     @property
     def ocr(self) -> bool:

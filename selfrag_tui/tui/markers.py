@@ -180,7 +180,8 @@ def abstention(answer: Answer) -> Text:
 
 
 def source_line(citation: int, passage: Passage, verdict_critique: Critique | None) -> Text:
-    """One row of the source panel: number, title, file, location, search score, verdict with probability."""
+    """One row of the source panel: number, title, file, location, search rank (or score), verdict with
+    probability."""
     verdict = relevance_verdict(verdict_critique) if verdict_critique is not None else None
     irrelevant = verdict is not None and verdict.level == "bad"
     base = "dim" if irrelevant else ""
@@ -194,7 +195,9 @@ def source_line(citation: int, passage: Passage, verdict_critique: Critique | No
     for note in passage.notes:
         out.append("\n    ")
         out.append(clean_text(note), style="yellow" if note.startswith(OCR_NOTE) else "dim")
-    out.append(f"\n    score {passage.score:.3f} · ")
+    # Where search put it ("search #2"); the raw score only means something against its neighbours.
+    where = f"search #{passage.rank}" if passage.rank is not None else f"score {passage.score:.3f}"
+    out.append(f"\n    {where} · ")
     if verdict is None:
         out.append("not judged", style="dim")
     else:

@@ -41,7 +41,7 @@ async def test_a_retrieved_answer_shows_decision_markers_sources_and_candidates(
         assert "[1] ✓ Relevant · ● Fully supported · ★ Utility 5/5" in words
         # The source panel lists every retrieved passage with its file, heading and the model's verdict.
         assert "camelids.md, Camelids > Alpacas" in shown
-        assert "score 0.015 · ✗ Irrelevant 0.96" in shown and "score 0.031 · ✓ Relevant 0.97" in shown
+        assert "search #4 · ✗ Irrelevant 0.96" in shown and "search #1 · ✓ Relevant 0.97" in shown
 
         view = next(v for v in chat(app).query(SegmentView) if v.segment.citation == 1)
         view.focus()
@@ -55,6 +55,7 @@ async def test_a_retrieved_answer_shows_decision_markers_sources_and_candidates(
         shown = screen_text(app)
         assert f"File: {locations.sample_docs_path() / 'camelids.md'}" in shown
         assert "Alpacas are considerably smaller than llamas" in " ".join(shown.split())
+        assert "Search rank: 1 (score 0.031)" in shown
         await pilot.press("escape")
 
         await pilot.press("ctrl+o")

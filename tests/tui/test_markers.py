@@ -100,3 +100,12 @@ def test_a_path_cut_to_fit_a_column_keeps_its_file_name(monkeypatch, tmp_path):
     assert len(cut) == 30 and cut.startswith("quarterly_report") and cut.endswith("_2023.pdf") and "…" in cut
     for width in (4, 12, 30, 60):
         assert len(fit_path("/srv/filings/quarterly_report_of_patriot_transportation_2023.pdf", width)) <= width
+
+
+def test_a_source_shows_where_search_put_it_and_the_raw_score_only_when_that_is_unknown():
+    """`search #1`: the passage's place in the search results. A passage without a rank (a chat saved before ranks
+    were kept) shows its score as before."""
+    ranked = source_line(1, ALPACAS, None).plain
+    unranked = source_line(2, dataclasses.replace(ALPACAS, rank=None), None).plain
+    assert "search #1 · not judged" in ranked and "0.812" not in ranked
+    assert "score 0.812 · not judged" in unranked

@@ -56,8 +56,12 @@ class PassageScreen(ModalScreen[None]):
         for note in passage.notes:
             info.append("\n")
             info.append(clean_text(note), style="yellow" if note.startswith(OCR_NOTE) else "")
-        info.append("\nSearch score: ", style="bold")
-        info.append(f"{passage.score:.3f}")
+        if passage.rank is not None:
+            info.append("\nSearch rank: ", style="bold")
+            info.append(f"{passage.rank} (score {passage.score:.3f})")
+        else:
+            info.append("\nSearch score: ", style="bold")
+            info.append(f"{passage.score:.3f}")
         verdict = relevance_verdict(self.verdict) if self.verdict is not None else None
         info.append("   Model verdict: ", style="bold")
         if verdict is None:
