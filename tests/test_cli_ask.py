@@ -120,7 +120,7 @@ def test_human_output_shows_decision_markers_and_sources(demo_env, capsys):
     assert out.startswith("Retrieved: p([Retrieval])=1.00 > threshold 0.20 (adaptive)")
     assert ALPACA_ANSWER + "  [1] ✓ Relevant · ● Fully supported · ★ Utility 5/5" in out
     first_source = next(line for line in out.splitlines() if line.strip().startswith("[1]"))
-    assert "camelids.md, Alpacas" in first_source
+    assert "camelids.md, Alpacas" in first_source and "(search #1)" in first_source
     verdict = re.search(r"✓ Relevant \(p=([0-9.]+), ISREL ([0-9.]+)\)", first_source)
     assert verdict and float(verdict[1]) >= 0.9 and verdict[1] == verdict[2], first_source
     assert all("✗ Irrelevant" in line for line in out.splitlines() if line.strip().startswith(("[2]", "[3]")))

@@ -47,7 +47,7 @@ def format_answer(answer: "Answer") -> str:
             judged = f" — {verdict.symbol} {verdict.describe()}" if verdict else " — not judged"
             where = f", {passage.location}" if passage.location else ""
             title = clean_text(passage.doc_title or passage.title)
-            lines.append(f"  [{number}] {title} — {passage.source}{where} (score {passage.score:.3f}){judged}")
+            lines.append(f"  [{number}] {title} — {passage.source}{where} ({passage.search_place}){judged}")
     return "\n".join(lines)
 
 

@@ -45,6 +45,12 @@ class Passage:
     known (a passage from a retriever that does not say, or a chat saved before ranks were kept)."""
 
     @property
+    def search_place(self) -> str:
+        """Where search put it, as shown beside it: "search #2", or "score 0.812" where the rank is unknown (the
+        score alone means something only against its neighbours)."""
+        return f"search #{self.rank}" if self.rank is not None else f"score {self.score:.3f}"
+
+    @property
     def ocr(self) -> bool:
         """Its text was read from a scan by OCR (may hold recognition errors)."""
         return any(note.startswith(OCR_NOTE) for note in self.notes)

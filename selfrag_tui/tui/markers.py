@@ -195,9 +195,7 @@ def source_line(citation: int, passage: Passage, verdict_critique: Critique | No
     for note in passage.notes:
         out.append("\n    ")
         out.append(clean_text(note), style="yellow" if note.startswith(OCR_NOTE) else "dim")
-    # Where search put it ("search #2"); the raw score only means something against its neighbours.
-    where = f"search #{passage.rank}" if passage.rank is not None else f"score {passage.score:.3f}"
-    out.append(f"\n    {where} · ")
+    out.append(f"\n    {passage.search_place} · ")
     if verdict is None:
         out.append("not judged", style="dim")
     else:
