@@ -143,6 +143,13 @@ def test_docs_piped_keeps_each_row_whole(library: Path, capsys, monkeypatch) -> 
     """Piped to a file or `grep`, `docs` has no terminal width; each document's row, with its file name and its
     failure reason, stays on one line instead of being folded into 80 columns."""
     monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["ingest", str(library)]) == 0
+    capsys.readouterr()
+    assert main(["docs"]) == 0
+    # The store's summary stays one line even when the table of two short names is narrower than it.
+    summary = capsys.readouterr().out.splitlines()[0]
+    assert " passages, 0 failed  ·  embedder " in summary and summary.rstrip().endswith("MiniLM-L6-v2"), summary
+
     encrypted_pdf(library / "quarterly_statement_locked_by_the_bank.pdf", "pw")
     assert main(["ingest", str(library)]) == 1
     capsys.readouterr()

@@ -51,7 +51,7 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
     title = Text(f"{visible_text(str(stats['path']), multiline=False)}  ·  {stats['documents']} documents, "
                  f"{stats['chunks']} passages, {stats['failed']} failed  ·  embedder "
                  f"{visible_text(str(stats['embedder']), multiline=False)}")
-    table = Table(title=title, title_justify="left")
+    table = Table()
     table.add_column("status")
     table.add_column("document", overflow="fold", ratio=2)
     table.add_column("pages", justify="right")
@@ -76,6 +76,7 @@ def run(args: "argparse.Namespace", session: "Session") -> int:
             name.append(file_name, style="dim")
         table.add_row(status, name, str(record.pages or ""), str(record.chunks), when, record.doc_id[:8],
                       Text(visible_text(notes)))
+    console.print(title)  # above the table, not its title: a table's title wraps at the table's own width
     console.print(table)
     console.print(Text("Full paths and ids: selfrag-chat docs --json. Remove with: selfrag-chat rm PATH_OR_ID",
                        style="dim"))
