@@ -268,7 +268,7 @@ def held_out_questions(qa: dict) -> list[dict]:
 
 
 def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search, seed: int, *,
-                       typed_variants: bool = False) -> TrainingSet:
+                       typed_variants: bool = False, paraphrase_negatives: int = PARAPHRASE_NEGATIVES) -> TrainingSet:
     """The examples. `typed_variants` adds each question as people type it (`surface_variants`); not in the
     shipped weights (the model's README gives its trade)."""
     rng = random.Random(seed)
@@ -285,7 +285,7 @@ def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search,
             hits = search(question, CANDIDATES_K)
             negatives = [i for i in hits if i not in gold]
             if variant > 0:
-                negatives = negatives[:PARAPHRASE_NEGATIVES]
+                negatives = negatives[:paraphrase_negatives]
             plans.append(QuestionPlan(question, item_index, item["answer"], gold, negatives, main=variant == 0))
 
     for plan in plans:

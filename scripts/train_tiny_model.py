@@ -143,7 +143,8 @@ QUESTION_DROPOUT = 0.15
 question's content words rather than by the exact wording it memorised, so unseen paraphrases are judged too."""
 
 
-def encode_examples(tokenizer, examples: list[tiny_data.Example]) -> list[tuple[list[int], list[float], list[bool]]]:
+def encode_examples(tokenizer, examples: list[tiny_data.Example], *, relevant_judgement: float = RELEVANT_JUDGEMENT,
+                    ) -> list[tuple[list[int], list[float], list[bool]]]:
     """Token ids with BOS and, per token, its loss weight (0 outside the trained spans) and whether it belongs to
     the instruction (and so may be dropped in training)."""
     judgement_ids = {tokenizer.convert_tokens_to_ids("[Relevant]"), tokenizer.convert_tokens_to_ids("[Irrelevant]")}
@@ -173,7 +174,7 @@ def encode_examples(tokenizer, examples: list[tiny_data.Example]) -> list[tuple[
         # times the weight of an [Irrelevant] instead. With the full answer weight every doubtful passage tilts to
         # [Relevant] (wrong passages marked relevant in new wordings); with none, right passages are rejected.
         weights = [
-            (JUDGEMENT_WEIGHT * (RELEVANT_JUDGEMENT if example.weight > 1 else 1.0) if token in judgement_ids
+            (JUDGEMENT_WEIGHT * (relevant_judgement if example.weight > 1 else 1.0) if token in judgement_ids
              else example.weight) if on else 0.0
             for token, on in zip(ids, trained)
         ]
@@ -462,7 +463,8 @@ def build(args) -> None:
                                  "to pick wrong passages by embedding similarity instead") from exc
             search, retrieval = tiny_data.embedder_search(chunks)
         training_set = tiny_data.build_training_set(chunks, qa, search, args.seed,
-                                                    typed_variants=args.typed_variants)
+                                                    typed_variants=args.typed_variants,
+                                                    paraphrase_negatives=args.paraphrase_negatives)
     print(f"{len(chunks)} passages, {len(training_set.examples)} examples ({retrieval} negatives): "
           + ", ".join(f"{k}={v}" for k, v in sorted(training_set.counts.items())))
 
@@ -485,7 +487,7 @@ def build(args) -> None:
     for offset, token in enumerate(SELF_RAG_TOKENS):
         if tokenizer.convert_tokens_to_ids(token) != base_vocab + offset:
             raise SystemExit(f"{token} did not get id {base_vocab + offset}")
-    encoded = encode_examples(tokenizer, training_set.examples)
+    encoded = encode_examples(tokenizer, training_set.examples, relevant_judgement=args.relevant_judgement)
     lengths = [len(ids) for ids, *_ in encoded]
 
     def epoch_examples(epoch: int) -> list[int]:
@@ -527,7 +529,8 @@ def build(args) -> None:
         "sampled_negatives_per_epoch": tiny_data.SAMPLED_NEGATIVES,
         "question_dropout": QUESTION_DROPOUT,
         "typed_variants": args.typed_variants,
-        "relevant_judgement_weight": RELEVANT_JUDGEMENT,
+        "relevant_judgement_weight": args.relevant_judgement,
+        "paraphrase_negatives": args.paraphrase_negatives,
         "irrelevant_answer": NOT_IN_PASSAGE,
         "counts": training_set.counts,
         "training_tokens_per_epoch": epoch_tokens,
@@ -567,6 +570,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --init: the number of epochs it was trained for (new wrong passages are drawn)")
     parser.add_argument("--typed-variants", action="store_true",
                         help="also train each question as people type it (lower case, no question mark, which/what)")
+    parser.add_argument("--paraphrase-negatives", type=int, default=tiny_data.PARAPHRASE_NEGATIVES,
+                        help="wrong passages from the search trained every epoch for each paraphrase (the main "
+                             f"question gets all {tiny_data.CANDIDATES_K} hits; default %(default)s)")
+    parser.add_argument("--relevant-judgement", type=float, default=RELEVANT_JUDGEMENT,
+                        help="weight of a right passage's [Relevant] against a wrong one's [Irrelevant] "
+                             "(default %(default)s); lower makes the model readier to reject")
     parser.add_argument("--verify", action="store_true", help="only verify the saved model and print the table")
     parser.add_argument("--data-only", action="store_true",
                         help="build the training set and tokenizer, print their sizes, and stop before training")
