@@ -17,6 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 QA_PATH = ROOT / "scripts" / "sample_qa.json"
+DEV_PATH = ROOT / "scripts" / "sample_qa_dev.json"
+DEV_PER_FACT = 2
 SAMPLE_DOCS = ROOT / "sample_docs"
 MIN_EVIDENCE_WORDS = 8
 PARAPHRASES_PER_FACT = 9
@@ -102,7 +104,9 @@ class Checker:
                 self.fail(where, f"evidence not in {source}: {evidence!r}")
 
 
-def check(data: dict) -> Checker:
+def check(data: dict, dev: dict | None = None) -> Checker:
+    """`dev`: the development questions (scripts/sample_qa_dev.json), checked to be new against every wording
+    of `data`, trained or held out."""
     checker = Checker()
     factual = data.get("factual", [])
     for index, item in enumerate(factual):
@@ -165,11 +169,42 @@ def check(data: dict) -> Checker:
     trained = [q for item in factual for q in [item.get("question", ""), *item.get("paraphrases", [])]]
     trained += [item.get("question", "") for item in unanswerable if not item.get("held_out")]
     trained_words = [(other, content(other)) for other in trained]
+    def near(words: set[str], other_words: set[str]) -> bool:
+        return bool(words) and len(words & other_words) >= NEAR_COPY * len(words | other_words)
+
     for question in held:
         words = content(question)
         for other, other_words in trained_words:
-            if words and len(words & other_words) >= NEAR_COPY * len(words | other_words):
+            if near(words, other_words):
                 checker.fail("held_out", f"{question!r} is nearly the trained {other!r}")
+    # Development wordings choose between training runs: a near copy of a held-out one would tune the weights to
+    # the held-out set, a near copy of a trained one would make the choice on what the model memorised.
+    if dev is not None:
+        known = [(q, content(q)) for q in held] + trained_words
+        dev_texts = []
+        for entry in dev.get("factual", []):
+            index = entry.get("index")
+            where = f"dev factual[{index}]"
+            if not isinstance(index, int) or not 0 <= index < len(factual):
+                checker.fail(where, "index names no fact of sample_qa.json")
+            if len(entry.get("dev", [])) != DEV_PER_FACT:
+                checker.fail(where, f"needs {DEV_PER_FACT} development wordings, has {len(entry.get('dev', []))}")
+            dev_texts += [(where, q) for q in entry.get("dev", [])]
+        if sorted(e.get("index") for e in dev.get("factual", [])) != list(range(len(factual))):
+            checker.fail("dev", "needs one entry for each fact of sample_qa.json")
+        for index, item in enumerate(dev.get("unanswerable", [])):
+            if item.get("kind") not in UNANSWERABLE_KINDS:
+                checker.fail(f"dev unanswerable[{index}]", f"kind must be one of {', '.join(UNANSWERABLE_KINDS)}")
+            dev_texts.append((f"dev unanswerable[{index}]", item.get("question", "")))
+        for where, question in dev_texts:
+            key = normalise(question).lower().rstrip("?.! ")
+            if key in seen:
+                checker.fail(where, f"{question!r} is also in {seen[key]}")
+            seen.setdefault(key, where)
+            words = content(question)
+            for other, other_words in known:
+                if near(words, other_words):
+                    checker.fail(where, f"{question!r} is nearly {other!r}")
     # Items the demo and the tests rely on by exact wording.
     questions = {item.get("question") for item in factual}
     if "Can you tell me the difference between llamas and alpacas?" not in questions:
@@ -191,10 +226,13 @@ def check(data: dict) -> Checker:
 
 def main() -> int:
     data = json.loads(QA_PATH.read_text(encoding="utf-8"))
-    checker = check(data)
+    dev = json.loads(DEV_PATH.read_text(encoding="utf-8"))
+    checker = check(data, dev)
     print(f"{QA_PATH.relative_to(ROOT)}: {len(data.get('factual', []))} factual, "
           f"{len(data.get('chitchat', []))} chit-chat, {len(data.get('multi_segment', []))} multi-segment, "
-          f"{len(data.get('unanswerable', []))} unanswerable; "
+          f"{len(data.get('unanswerable', []))} unanswerable, "
+          f"{sum(len(e.get('dev', [])) for e in dev.get('factual', [])) + len(dev.get('unanswerable', []))} "
+          f"development questions; "
           f"{checker.checked} evidence strings checked")
     for problem in checker.problems:
         print(f"PROBLEM {problem}")

@@ -28,6 +28,9 @@ from typing import Callable, Sequence
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DOCS = ROOT / "sample_docs"
 QA_PATH = ROOT / "scripts" / "sample_qa.json"
+DEV_PATH = ROOT / "scripts" / "sample_qa_dev.json"
+"""More wordings never trained on, apart from the held-out ones: for choosing between training runs, so the
+held-out figures are measured once, on the weights chosen, and not tuned on."""
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -265,6 +268,22 @@ def held_out_questions(qa: dict) -> list[dict]:
             held.append({"question": item["question"], "item": None, "kind": item["kind"], "answer": None,
                          "evidence": None})
     return held
+
+
+def dev_questions(qa: dict) -> list[dict]:
+    """The development questions (`DEV_PATH`): two more untrained wordings per fact, and unanswerable questions,
+    in the shape of `held_out_questions`."""
+    dev = json.loads(DEV_PATH.read_text(encoding="utf-8"))
+    out: list[dict] = []
+    for entry in dev["factual"]:
+        item = qa["factual"][entry["index"]]
+        for question in entry["dev"]:
+            out.append({"question": question, "item": entry["index"], "kind": "paraphrase",
+                        "answer": item["answer"], "evidence": item["evidence"]})
+    for entry in dev["unanswerable"]:
+        out.append({"question": entry["question"], "item": None, "kind": entry["kind"], "answer": None,
+                    "evidence": None})
+    return out
 
 
 def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search, seed: int, *,

@@ -8,6 +8,7 @@ and a few unanswerable questions, none of them ever trained on.
     .venv/bin/python scripts/tiny_eval.py                       # the bundled model, the full table
     .venv/bin/python scripts/tiny_eval.py --model DIR           # another build of it
     .venv/bin/python scripts/tiny_eval.py --trained             # the trained questions instead (for comparison)
+    .venv/bin/python scripts/tiny_eval.py --dev                 # the development wordings (to choose between runs)
     .venv/bin/python scripts/tiny_eval.py --lower               # typed in lower case, as in a chat
 """
 
@@ -59,9 +60,12 @@ class Result:
         return self.answerable and not self.abstained and self.text == self.expected
 
 
-def questions(trained: bool = False) -> list[dict]:
-    """The held-out questions (or, with `trained`, the trained questions and paraphrases, for comparison)."""
+def questions(trained: bool = False, dev: bool = False) -> list[dict]:
+    """The held-out questions (or, with `trained`, the trained questions and paraphrases, for comparison; with
+    `dev`, the development questions of scripts/sample_qa_dev.json, for choosing between training runs)."""
     qa = tiny_data.load_qa()
+    if dev:
+        return tiny_data.dev_questions(qa)
     if not trained:
         return tiny_data.held_out_questions(qa)
     out = []
@@ -166,9 +170,9 @@ def figures(results: list[Result]) -> dict[str, str]:
     }
 
 
-def table(figures_: dict[str, str]) -> str:
+def table(figures_: dict[str, str], title: str = "held-out check") -> str:
     width = max(len(name) for name in figures_)
-    lines = [f"| {'held-out check'.ljust(width)} | result |", f"|{'-' * (width + 2)}|--------|"]
+    lines = [f"| {title.ljust(width)} | result |", f"|{'-' * (width + 2)}|--------|"]
     lines += [f"| {name.ljust(width)} | {value} |" for name, value in figures_.items()]
     return "\n".join(lines)
 
@@ -179,11 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=demo_model_path(), help="model folder (default: bundled)")
     parser.add_argument("--trained", action="store_true", help="the trained questions instead of the held-out")
+    parser.add_argument("--dev", action="store_true",
+                        help="the development questions (scripts/sample_qa_dev.json) instead of the held-out")
     parser.add_argument("--lower", action="store_true",
                         help="ask each question in lower case, as people often type in a chat")
     parser.add_argument("--verbose", action="store_true", help="one line per question")
     args = parser.parse_args(argv)
-    entries = questions(args.trained)
+    entries = questions(args.trained, args.dev)
     if args.lower:
         entries = [dict(entry, question=entry["question"].lower()) for entry in entries]
     results = evaluate(args.model, entries)
@@ -192,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             mark = "RIGHT" if r.right_answer else ("abstain" if r.abstained else "WRONG")
             print(f"{mark:7s} {r.kind:10s} {r.question!r} -> {r.text[:70]!r} "
                   f"right={[round(v, 2) for v in r.right_passages]} wrong={[round(v, 2) for v in r.wrong_passages]}")
-    print(table(figures(results)))
+    print(table(figures(results), "dev check" if args.dev else "trained check" if args.trained else "held-out check"))
     return 0
 
 

@@ -281,3 +281,11 @@ def test_the_questions_pass_their_checks_and_no_held_out_wording_is_nearly_train
     problems = checks.check(leaky).problems
     assert problems == ["held_out: 'What kinds of alpaca are there?' is nearly the trained "
                         "'Which kinds of alpaca are there?'"]
+
+    # The development questions that choose between training runs are new against both.
+    dev = json.loads(checks.DEV_PATH.read_text(encoding="utf-8"))
+    assert checks.check(qa, dev).problems == []
+    leaky_dev = copy.deepcopy(dev)
+    leaky_dev["unanswerable"].append({"question": "Who won the World Cup in 2014?", "kind": "off_topic"})
+    assert checks.check(qa, leaky_dev).problems == [
+        "dev unanswerable[20]: 'Who won the World Cup in 2014?' is nearly 'Who won the 2014 World Cup?'"]
