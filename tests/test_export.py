@@ -24,10 +24,11 @@ def test_markdown_shows_decision_segments_with_verdicts_and_sources_with_locatio
     assert "**Retrieval:** retrieved: p([Retrieval])=0.93 > threshold 0.20 (adaptive)" in markdown
     assert ("Alpacas are smaller than llamas and are kept for their fibre. [1] _(Relevant (p=0.97, ISREL 0.97); "
             "Fully supported (p=0.91, ISSUP 0.93); Utility 5/5 (p=0.80, ISUSE +0.85))_") in markdown
-    assert ("1. **Camelids > Alpacas** — `/docs/camelids.md`, Camelids > Alpacas; search score 0.812; "
+    assert ("1. **Camelids > Alpacas** — `/docs/camelids.md`, Camelids > Alpacas; search #1; "
             "model verdict: Relevant (p=0.97, ISREL 0.97)") in markdown
-    assert ("2. **Bicycle Maintenance Handbook** — `/docs/bicycle_maintenance_handbook.pdf`, p. 3; search score "
-            "0.201; model verdict: Irrelevant (p=0.96, ISREL 0.04)") in markdown
+    # Where search put a passage, as the app's source panel says; a passage saved without its rank keeps its score.
+    assert ("2. **Bicycle Maintenance Handbook** — `/docs/bicycle_maintenance_handbook.pdf`, p. 3; score 0.201; "
+            "model verdict: Irrelevant (p=0.96, ISREL 0.04)") in markdown
     assert "**Retrieval:** no retrieval: p([Retrieval])=0.03 ≤ threshold 0.20 (adaptive)" in markdown
 
 

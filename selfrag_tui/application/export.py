@@ -2,7 +2,7 @@
 
 Markdown shows, per turn: the retrieval decision, the answer segment by segment with its critique in words and
 its citation, an abstention notice when the answer should not be taken as fact, and the sources with file, page
-or heading, search score and the model's relevance verdict. JSON holds every field of every `Answer`.
+or heading, where search put it and the model's relevance verdict. JSON holds every field of every `Answer`.
 No Textual here.
 """
 
@@ -74,7 +74,7 @@ def answer_to_markdown(answer: Answer, *, heading_level: int = 2, number: int | 
             title = _one_line(passage.title or passage.doc_title or passage.source)
             lines.append(
                 f"{citation}. **{title}** — `{passage.source}`, {_location(passage)}; "
-                f"search score {passage.score:.3f}; model verdict: {judged}"
+                f"{passage.search_place}; model verdict: {judged}"
             )
         lines.append("")
     return "\n".join(lines)
