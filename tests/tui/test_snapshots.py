@@ -32,7 +32,7 @@ def test_chat_with_an_answer(snap_compare, scripted_app):
     """The chat after the llama/alpaca question: the question, the green RETRIEVED badge with p([Retrieval])=0.95
     against the 0.20 threshold in adaptive mode, the answer with its citation [1] and markers ✓ Relevant ·
     ● Fully supported · ★ Utility 5/5, and on the right the source panel listing the four passages with file,
-    heading, search score and verdict, the two irrelevant ones dimmed."""
+    heading, search place and verdict, the two irrelevant ones dimmed."""
     assert snap_compare(scripted_app(), run_before=_answered, terminal_size=SIZE)
 
 

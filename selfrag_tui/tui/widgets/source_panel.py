@@ -1,4 +1,4 @@
-"""The passages of one turn: citation number, document, file and page or heading, search score, and the
+"""The passages of one turn: citation number, document, file and page or heading, where search put it, and the
 model's relevance verdict with its probability. Irrelevant passages are dimmed but still open with Enter.
 """
 
