@@ -38,7 +38,7 @@ CHUNK_WORDS = 150  # the ingest defaults: passages must be the ones the store ho
 OVERLAP_WORDS = 30
 CANDIDATES_K = 8
 """Hits per question used as wrong passages (the decoder shows K=5 by default; a few more for margin)."""
-PARAPHRASE_NEGATIVES = 2
+PARAPHRASE_NEGATIVES = 8
 """Paraphrases mostly retrieve the same passages as their main question: their best few wrong ones suffice."""
 SAMPLED_NEGATIVES = 3
 """Other wrong passages per question and epoch, drawn from all the passages that do not answer it."""

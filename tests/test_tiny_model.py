@@ -210,7 +210,7 @@ def test_training_is_deterministic():
 def test_every_question_is_trained_against_passages_beyond_the_search_hits(tiny_data, chunks):
     """Each question's wrong passages are the search hits every epoch plus a fresh draw from all the others, so
     the model learns that a passage without the answer is irrelevant whatever the question; held-out questions are
-    never in the training set."""
+    never in the training set, nor are the development questions."""
     qa = tiny_data.load_qa()
     hits = {}
 
@@ -237,7 +237,7 @@ def test_every_question_is_trained_against_passages_beyond_the_search_hits(tiny_
 
     unanswerable = [u for u in qa["unanswerable"] if not u.get("held_out")]
     assert {p["question"] for p in training_set.unanswerable_plans} == {u["question"] for u in unanswerable}
-    for entry in tiny_data.held_out_questions(qa):
+    for entry in [*tiny_data.held_out_questions(qa), *tiny_data.dev_questions(qa)]:
         assert not any(entry["question"] in e.text for e in examples), entry["question"]
 
 

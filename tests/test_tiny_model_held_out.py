@@ -84,10 +84,9 @@ def test_held_out_questions_were_never_trained_on(tiny_eval, held_out):
 
 
 # The goal is none: ✓ Relevant with ● Fully supported never shown for a passage without the answer, and no answer
-# taken from such a passage without abstaining. The shipped weights miss it on 2 of the 46 held-out questions (the
-# README's table), one of them in this sample ("What do I check on my bike before riding?" is answered from the
-# tyre-pressure passage); a retrain that does worse fails here.
-WRONG_RELEVANT_SUPPORTED_AT_MOST = 1
+# taken from such a passage without abstaining. The shipped weights miss it on 1 of the 46 held-out questions (the
+# README's table: "What is the router's serial number?", not in this sample), so the sample holds them to none.
+WRONG_RELEVANT_SUPPORTED_AT_MOST = 0
 
 
 def test_a_wrong_passage_is_hardly_ever_relevant_and_fully_supported(results):
