@@ -20,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DOCS = ROOT / "sample_docs"
@@ -287,9 +288,12 @@ def dev_questions(qa: dict) -> list[dict]:
 
 
 def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search, seed: int, *,
-                       typed_variants: bool = False, paraphrase_negatives: int = PARAPHRASE_NEGATIVES) -> TrainingSet:
+                       typed_variants: bool = False, paraphrase_negatives: int = PARAPHRASE_NEGATIVES,
+                       swapped_words: bool = False) -> TrainingSet:
     """The examples. `typed_variants` adds each question as people type it (`surface_variants`); not in the
-    shipped weights (the model's README gives its trade)."""
+    shipped weights (the model's README gives its trade). `swapped_words` adds each trained wording with one of
+    the words it shares with its passage replaced by a word of another topic, paired with that passage as
+    [Irrelevant] (`swapped_questions`)."""
     rng = random.Random(seed)
     examples: list[Example] = []
     plans: list[QuestionPlan] = []
@@ -429,9 +433,22 @@ def build_training_set(chunks: Sequence[PassageChunk], qa: dict, search: Search,
             if not item.get("held_out"):
                 examples += typed(item["question"], None, None, search(item["question"], CANDIDATES_K)[:1])
 
+    if swapped_words:
+        # Near misses made from every trained wording: the passage that answers it, asked about something else
+        # ("the router's serial number" of the router's admin address). Drawn a few per wording and epoch.
+        avoid = [entry["question"] for entry in [*held_out_questions(qa), *dev_questions(qa)]]
+        swap_rng = random.Random(seed + 1)
+        topics = topic_words(chunks, qa)
+        for plan in plans:
+            gold = chunks[plan.gold[0]]
+            for variant in swapped_questions(plan.question, gold, chunks, topics, swap_rng, avoid=avoid):
+                example = irrelevant_example(variant, gold)
+                example.kind, example.sampled, example.question = "swapped-irrelevant", True, SWAP_POOL + plan.question
+                examples.append(example)
+
     counts: dict[str, int] = {}
     for example in examples:
-        kind = "sampled-irrelevant (pool)" if example.sampled else example.kind
+        kind = f"{example.kind} (pool)" if example.sampled else example.kind
         counts[kind] = counts.get(kind, 0) + 1
     counts["factual_items"] = len(qa["factual"])
     counts["question_variants"] = len(plans)
@@ -464,7 +481,8 @@ def sample_epoch(examples: Sequence[Example], seed: int, epoch: int, per_questio
             pools.setdefault(example.question, []).append(i)
     for question in sorted(pools):
         pool = pools[question]
-        count = SURFACE_PER_QUESTION if question.startswith(SURFACE_POOL) else per_question
+        count = (SURFACE_PER_QUESTION if question.startswith(SURFACE_POOL)
+                 else SWAP_PER_QUESTION if question.startswith(SWAP_POOL) else per_question)
         chosen += rng.sample(pool, min(count, len(pool)))
     return sorted(chosen)
 
@@ -532,3 +550,93 @@ def surface_variants(question: str) -> list[str]:
             out.update({swapped, swapped.lower()})
     out.discard(question)
     return sorted(out)
+
+
+SWAP_POOL = "swapped:"
+"""Prefix of the pool key of a wording's swapped-word variants (`Example.question`)."""
+SWAP_PER_QUESTION = 2
+"""Swapped-word variants drawn per wording and epoch."""
+SWAP_TARGETS = 2
+"""Words of a question replaced, one at a time: the ones it shares with its passage that fewest passages hold."""
+TOPIC_HOLDERS = 3
+"""Words held by more passages than this are too common to name a topic."""
+SWAP_REPLACEMENTS = 3
+"""Replacements tried for each of them: one from another passage of the same document, the others from anywhere."""
+NEAR_EVALUATED = 0.4
+"""A swapped wording sharing this share of its content words with a held-out or development question is dropped,
+so those figures stay about wording the model has not seen."""
+FUNCTION_WORDS = frozenset(
+    "a an the is are was were be do does did i my me you your what which who whom whose how when where why of to "
+    "in on at for from with by and or but not no can could should would will shall may might must it its this that "
+    "these those there their they them we our us he she his her tell please about any some than then".split()
+)
+
+
+def content_words(text: str) -> list[str]:
+    """The words of `text` that carry its topic, in lower case, in order: no function words, no short ones, the
+    possessive "'s" taken off ("router's" is "router")."""
+    words = re.findall(r"[a-z][a-z-]*", re.sub(r"['\u2019]s\b", "", text.lower()))
+    return [w for w in words if len(w) >= 3 and w not in FUNCTION_WORDS]
+
+
+def _related(word: str, words: set[str]) -> bool:
+    """Whether a form of `word` is among `words` ("dripper" for "drip", "alpacas" for "alpaca")."""
+    return any(w.startswith(word[:5]) or word.startswith(w[:5]) for w in words)
+
+
+def topic_words(chunks: Sequence[PassageChunk], qa: dict) -> dict[str, list[str]]:
+    """What the trained questions ask about, by document: the words each fact's trained wordings share with its
+    passage, held by at most `TOPIC_HOLDERS` passages ("toenails", "guanaco", "hydration"). The replacements of
+    `swapped_questions`, so a swapped wording is still a question a person could ask."""
+    holders: dict[str, int] = {}
+    for chunk in chunks:
+        for word in set(content_words(f"{chunk.title} {chunk.text}")):
+            holders[word] = holders.get(word, 0) + 1
+    by_document: dict[str, set[str]] = {}
+    for item in qa["factual"]:
+        passages = [c for c in chunks if c.contains(item["evidence"])]
+        held = {w for c in passages for w in content_words(f"{c.title} {c.text}")}
+        for question in [item["question"], *item.get("paraphrases", [])]:
+            by_document.setdefault(item["source"], set()).update(
+                w for w in content_words(question)
+                if w.isalpha() and len(w) >= 4 and w in held and holders.get(w, 0) <= TOPIC_HOLDERS)
+    return {source: sorted(words) for source, words in sorted(by_document.items())}
+
+
+def swapped_questions(question: str, passage: PassageChunk, chunks: Sequence[PassageChunk],
+                      topics: dict[str, list[str]], rng: random.Random, *, avoid: Sequence[str] = ()) -> list[str]:
+    """`question` asked of something `passage` does not hold: one of the words it shares with the passage (the
+    most specific ones, held by the fewest passages) replaced by a topic word (`topic_words`) no form of which is in
+    the passage, first from the questions about the same document (a near miss: "guanaco" for "alpaca"), then
+    from any. Variants close to a question in `avoid` (held-out and development ones) are left out."""
+    passage_words = set(content_words(f"{passage.title} {passage.text}"))
+    shared = [w for w in dict.fromkeys(content_words(question)) if w in passage_words and w.isalpha()]
+    if not shared:
+        return []
+    holders = {w: sum(w in set(content_words(c.text)) for c in chunks) for w in shared}
+    targets = sorted(shared, key=lambda w: (holders[w], shared.index(w)))[:SWAP_TARGETS]
+
+    taken = passage_words | set(content_words(question))
+
+    def usable(words: Iterable[str]) -> list[str]:
+        return sorted({w for w in words if not _related(w, taken)})
+
+    same_document = usable(topics.get(passage.path, []))
+    anywhere = usable(w for words in topics.values() for w in words)
+    avoid_words = [set(content_words(q)) for q in avoid]
+    out: list[str] = []
+    for target in targets:
+        pattern = re.compile(rf"\b{re.escape(target)}\b", re.IGNORECASE)
+        for draw in range(SWAP_REPLACEMENTS):
+            pool = same_document if draw == 0 and same_document else anywhere
+            if not pool:
+                continue
+            replacement = rng.choice(pool)
+            variant = pattern.sub(lambda m: replacement.capitalize() if m.group(0)[0].isupper() else replacement,
+                                  question)
+            words = set(content_words(variant))
+            if variant == question or variant in out or any(
+                    len(words & other) >= NEAR_EVALUATED * len(words | other) for other in avoid_words):
+                continue
+            out.append(variant)
+    return out

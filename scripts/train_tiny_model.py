@@ -464,7 +464,8 @@ def build(args) -> None:
             search, retrieval = tiny_data.embedder_search(chunks)
         training_set = tiny_data.build_training_set(chunks, qa, search, args.seed,
                                                     typed_variants=args.typed_variants,
-                                                    paraphrase_negatives=args.paraphrase_negatives)
+                                                    paraphrase_negatives=args.paraphrase_negatives,
+                                                    swapped_words=args.swapped_words)
     print(f"{len(chunks)} passages, {len(training_set.examples)} examples ({retrieval} negatives): "
           + ", ".join(f"{k}={v}" for k, v in sorted(training_set.counts.items())))
 
@@ -531,6 +532,7 @@ def build(args) -> None:
         "typed_variants": args.typed_variants,
         "relevant_judgement_weight": args.relevant_judgement,
         "paraphrase_negatives": args.paraphrase_negatives,
+        "swapped_words": args.swapped_words,
         "irrelevant_answer": NOT_IN_PASSAGE,
         "counts": training_set.counts,
         "training_tokens_per_epoch": epoch_tokens,
@@ -576,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relevant-judgement", type=float, default=RELEVANT_JUDGEMENT,
                         help="weight of a right passage's [Relevant] against a wrong one's [Irrelevant] "
                              "(default %(default)s); lower makes the model readier to reject")
+    parser.add_argument("--swapped-words", action="store_true",
+                        help="also train each wording with a word it shares with its passage replaced by another "
+                             "topic's word, against that passage, as [Irrelevant] (near misses)")
     parser.add_argument("--verify", action="store_true", help="only verify the saved model and print the table")
     parser.add_argument("--data-only", action="store_true",
                         help="build the training set and tokenizer, print their sizes, and stop before training")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import math
 import sys
 from pathlib import Path
@@ -263,6 +264,56 @@ def test_typed_variants_are_opt_in_and_never_a_held_out_question(tiny_data, chun
     first = tiny_data.sample_epoch(typed.examples, 3, 0)
     pools = {e.question for e in added}
     assert sum(i >= len(plain.examples) for i in first) == tiny_data.SURFACE_PER_QUESTION * len(pools)
+
+
+def test_swapped_words_ask_the_right_passage_about_something_it_does_not_hold(tiny_data, chunks):
+    """`--swapped-words` trains near misses made from each wording: a word it shares with its passage replaced by
+    another topic's word, judged [Irrelevant] with that passage. The new word is nowhere in the passage, a variant
+    close to a held-out or development question is dropped, and without the option the training set is the
+    shipped one."""
+    import random
+
+    qa = tiny_data.load_qa()
+    topics = tiny_data.topic_words(chunks, qa)
+    assert "guanaco" in topics["sample_docs/camelids.md"] and "dripper" in topics["sample_docs/garden_watering.txt"]
+    rng = random.Random(5)
+    for item in qa["factual"]:
+        question = item["question"]
+        passage = next(c for c in chunks if c.contains(item["evidence"]))
+        passage_words = set(tiny_data.content_words(f"{passage.title} {passage.text}"))
+        for variant in tiny_data.swapped_questions(question, passage, chunks, topics, rng):
+            old = [w for w in re.findall(r"[\w'-]+", question) if w not in re.findall(r"[\w'-]+", variant)]
+            new = [w for w in re.findall(r"[\w'-]+", variant) if w not in re.findall(r"[\w'-]+", question)]
+            assert len(old) == len(new) == 1, variant
+            assert tiny_data.content_words(old[0])[0] in passage_words, variant
+            assert not any(w.startswith(new[0].lower()[:5]) for w in passage_words), variant
+    question = "Which IP address does the router use?"
+    passage = next(c for c in chunks if c.contains("Its admin page lives at"))
+    variants = tiny_data.swapped_questions(question, passage, chunks, topics, random.Random(5))
+    assert len(variants) >= 3
+    again = tiny_data.swapped_questions(question, passage, chunks, topics, random.Random(5), avoid=[variants[0]])
+    assert variants[0] not in again
+    unrelated = ["How heavy is a guanaco?"]
+    assert tiny_data.swapped_questions(question, passage, chunks, topics, random.Random(5), avoid=unrelated) == variants
+
+    def search(query: str, k: int) -> list[int]:
+        return list(range(k))
+
+    plain = tiny_data.build_training_set(chunks, qa, search, seed=3)
+    swapped = tiny_data.build_training_set(chunks, qa, search, seed=3, swapped_words=True)
+    assert [e.text for e in swapped.examples[:len(plain.examples)]] == [e.text for e in plain.examples]
+    added = swapped.examples[len(plain.examples):]
+    assert added and all(e.sampled and e.kind == "swapped-irrelevant" for e in added)
+    assert all(e.text.endswith(tiny_data.IRRELEVANT_TARGET) for e in added)
+    plans = {p.question: p for p in swapped.plans}
+    for example in added:
+        plan = plans[example.question.removeprefix(tiny_data.SWAP_POOL)]
+        assert tiny_data.passage_block(chunks[plan.gold[0]]) in example.text
+    for entry in [*tiny_data.held_out_questions(qa), *tiny_data.dev_questions(qa)]:
+        assert not any(entry["question"] in e.text for e in added), entry["question"]
+    first = tiny_data.sample_epoch(swapped.examples, 3, 0)
+    pools = {e.question for e in added}
+    assert sum(i >= len(plain.examples) for i in first) == tiny_data.SWAP_PER_QUESTION * len(pools)
 
 
 def test_the_questions_pass_their_checks_and_no_held_out_wording_is_nearly_trained(tiny_data):
