@@ -242,6 +242,21 @@ def test_every_question_is_trained_against_passages_beyond_the_search_hits(tiny_
         assert not any(entry["question"] in e.text for e in examples), entry["question"]
 
 
+def _opt_in_examples(tiny_data, chunks, qa, **option):
+    """The training set with an opt-in `option` and the examples it adds: the ones without it come first,
+    unchanged, so without the option the training set is the shipped one."""
+
+    def search(query: str, k: int) -> list[int]:  # a stand-in retriever: the first k passages
+        return list(range(k))
+
+    plain = tiny_data.build_training_set(chunks, qa, search, seed=3)
+    with_option = tiny_data.build_training_set(chunks, qa, search, seed=3, **option)
+    assert [e.text for e in with_option.examples[:len(plain.examples)]] == [e.text for e in plain.examples]
+    added = with_option.examples[len(plain.examples):]
+    first = tiny_data.sample_epoch(with_option.examples, 3, 0)
+    return with_option, added, sum(i >= len(plain.examples) for i in first)
+
+
 def test_typed_variants_are_opt_in_and_never_a_held_out_question(tiny_data, chunks):
     """`--typed-variants` adds each trained question as people type it (lower case, no question mark, which for
     what), drawn two per question and epoch; without it the training set is the shipped one."""
@@ -249,21 +264,12 @@ def test_typed_variants_are_opt_in_and_never_a_held_out_question(tiny_data, chun
         "What IP does the NAS have", "Which IP does the NAS have?", "what IP does the NAS have?",
         "what ip does the nas have", "what ip does the nas have?", "which ip does the nas have?"]
     qa = tiny_data.load_qa()
-
-    def search(query: str, k: int) -> list[int]:
-        return list(range(k))
-
-    plain = tiny_data.build_training_set(chunks, qa, search, seed=3)
-    typed = tiny_data.build_training_set(chunks, qa, search, seed=3, typed_variants=True)
-    assert [e.text for e in typed.examples[:len(plain.examples)]] == [e.text for e in plain.examples]
-    added = typed.examples[len(plain.examples):]
+    _, added, drawn = _opt_in_examples(tiny_data, chunks, qa, typed_variants=True)
     assert added and all(e.sampled and e.question.startswith(tiny_data.SURFACE_POOL) for e in added)
     held_out = {entry["question"].lower() for entry in tiny_data.held_out_questions(qa)}
     trained_as = {e.text.split("### Instruction:\n", 1)[1].split("\n\n### Response:", 1)[0] for e in added}
     assert "which ip does the nas have?" in trained_as and not trained_as & held_out
-    first = tiny_data.sample_epoch(typed.examples, 3, 0)
-    pools = {e.question for e in added}
-    assert sum(i >= len(plain.examples) for i in first) == tiny_data.SURFACE_PER_QUESTION * len(pools)
+    assert drawn == tiny_data.SURFACE_PER_QUESTION * len({e.question for e in added})
 
 
 def test_swapped_words_ask_the_right_passage_about_something_it_does_not_hold(tiny_data, chunks):
@@ -296,13 +302,7 @@ def test_swapped_words_ask_the_right_passage_about_something_it_does_not_hold(ti
     unrelated = ["How heavy is a guanaco?"]
     assert tiny_data.swapped_questions(question, passage, chunks, topics, random.Random(5), avoid=unrelated) == variants
 
-    def search(query: str, k: int) -> list[int]:
-        return list(range(k))
-
-    plain = tiny_data.build_training_set(chunks, qa, search, seed=3)
-    swapped = tiny_data.build_training_set(chunks, qa, search, seed=3, swapped_words=True)
-    assert [e.text for e in swapped.examples[:len(plain.examples)]] == [e.text for e in plain.examples]
-    added = swapped.examples[len(plain.examples):]
+    swapped, added, drawn = _opt_in_examples(tiny_data, chunks, qa, swapped_words=True)
     assert added and all(e.sampled and e.kind == "swapped-irrelevant" for e in added)
     assert all(e.text.endswith(tiny_data.IRRELEVANT_TARGET) for e in added)
     plans = {p.question: p for p in swapped.plans}
@@ -311,9 +311,7 @@ def test_swapped_words_ask_the_right_passage_about_something_it_does_not_hold(ti
         assert tiny_data.passage_block(chunks[plan.gold[0]]) in example.text
     for entry in [*tiny_data.held_out_questions(qa), *tiny_data.dev_questions(qa)]:
         assert not any(entry["question"] in e.text for e in added), entry["question"]
-    first = tiny_data.sample_epoch(swapped.examples, 3, 0)
-    pools = {e.question for e in added}
-    assert sum(i >= len(plain.examples) for i in first) == tiny_data.SWAP_PER_QUESTION * len(pools)
+    assert drawn == tiny_data.SWAP_PER_QUESTION * len({e.question for e in added})
 
 
 def test_the_questions_pass_their_checks_and_no_held_out_wording_is_nearly_trained(tiny_data):
