@@ -43,6 +43,10 @@ PARAPHRASE_NEGATIVES = 8
 """Paraphrases mostly retrieve the same passages as their main question: their best few wrong ones suffice."""
 SAMPLED_NEGATIVES = 3
 """Other wrong passages per question and epoch, drawn from all the passages that do not answer it."""
+SWAP_POOL = "swapped:"
+"""Prefix of the pool key of a wording's swapped-word variants (`Example.question`)."""
+SWAP_PER_QUESTION = 2
+"""Swapped-word variants drawn per wording and epoch, unless `train_tiny_model.py --swapped-words N` says."""
 RELEVANT_WEIGHT = 8.0
 """Loss weight of examples with an answer to learn; rejections outnumber them several times over."""
 CHITCHAT_REPEATS = 4
@@ -470,7 +474,8 @@ def sampled_negatives(question: str, chunks: Sequence[PassageChunk], exclude: se
     return pool
 
 
-def sample_epoch(examples: Sequence[Example], seed: int, epoch: int, per_question: int = SAMPLED_NEGATIVES) -> list[int]:
+def sample_epoch(examples: Sequence[Example], seed: int, epoch: int, per_question: int = SAMPLED_NEGATIVES, *,
+                 swapped_per_question: int = SWAP_PER_QUESTION) -> list[int]:
     """Indices of the examples trained in `epoch`: every fixed one, and `per_question` of each question's drawn
     wrong passages, chosen with Random(seed + epoch) so a run is reproducible."""
     rng = random.Random(seed + epoch)
@@ -482,7 +487,7 @@ def sample_epoch(examples: Sequence[Example], seed: int, epoch: int, per_questio
     for question in sorted(pools):
         pool = pools[question]
         count = (SURFACE_PER_QUESTION if question.startswith(SURFACE_POOL)
-                 else SWAP_PER_QUESTION if question.startswith(SWAP_POOL) else per_question)
+                 else swapped_per_question if question.startswith(SWAP_POOL) else per_question)
         chosen += rng.sample(pool, min(count, len(pool)))
     return sorted(chosen)
 
@@ -552,10 +557,6 @@ def surface_variants(question: str) -> list[str]:
     return sorted(out)
 
 
-SWAP_POOL = "swapped:"
-"""Prefix of the pool key of a wording's swapped-word variants (`Example.question`)."""
-SWAP_PER_QUESTION = 2
-"""Swapped-word variants drawn per wording and epoch."""
 SWAP_TARGETS = 2
 """Words of a question replaced, one at a time: the ones it shares with its passage that fewest passages hold."""
 TOPIC_HOLDERS = 3

@@ -465,7 +465,7 @@ def build(args) -> None:
         training_set = tiny_data.build_training_set(chunks, qa, search, args.seed,
                                                     typed_variants=args.typed_variants,
                                                     paraphrase_negatives=args.paraphrase_negatives,
-                                                    swapped_words=args.swapped_words)
+                                                    swapped_words=args.swapped_words > 0)
     print(f"{len(chunks)} passages, {len(training_set.examples)} examples ({retrieval} negatives): "
           + ", ".join(f"{k}={v}" for k, v in sorted(training_set.counts.items())))
 
@@ -492,7 +492,8 @@ def build(args) -> None:
     lengths = [len(ids) for ids, *_ in encoded]
 
     def epoch_examples(epoch: int) -> list[int]:
-        return tiny_data.sample_epoch(training_set.examples, args.seed, epoch)
+        return tiny_data.sample_epoch(training_set.examples, args.seed, epoch,
+                                      swapped_per_question=args.swapped_words)
 
     epoch_tokens = sum(lengths[i] for i in epoch_examples(0))
     print(f"tokenizer: {base_vocab} pieces + {len(SELF_RAG_TOKENS)} Self-RAG tokens; examples "
@@ -578,9 +579,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relevant-judgement", type=float, default=RELEVANT_JUDGEMENT,
                         help="weight of a right passage's [Relevant] against a wrong one's [Irrelevant] "
                              "(default %(default)s); lower makes the model readier to reject")
-    parser.add_argument("--swapped-words", action="store_true",
+    parser.add_argument("--swapped-words", type=int, nargs="?", default=0, const=tiny_data.SWAP_PER_QUESTION,
+                        metavar="N",
                         help="also train each wording with a word it shares with its passage replaced by another "
-                             "topic's word, against that passage, as [Irrelevant] (near misses)")
+                             "topic's word, against that passage, as [Irrelevant] (near misses): N of them per "
+                             f"wording and epoch (default without N: {tiny_data.SWAP_PER_QUESTION})")
     parser.add_argument("--verify", action="store_true", help="only verify the saved model and print the table")
     parser.add_argument("--data-only", action="store_true",
                         help="build the training set and tokenizer, print their sizes, and stop before training")
