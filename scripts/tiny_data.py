@@ -616,7 +616,6 @@ def swapped_questions(question: str, passage: PassageChunk, chunks: Sequence[Pas
         return []
     holders = {w: sum(w in set(content_words(c.text)) for c in chunks) for w in shared}
     targets = sorted(shared, key=lambda w: (holders[w], shared.index(w)))[:SWAP_TARGETS]
-
     taken = passage_words | set(content_words(question))
 
     def usable(words: Iterable[str]) -> list[str]:
