@@ -223,9 +223,11 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
                  max_file_mb: float = 100.0, on_progress: Callable[[IngestProgress], None] | None = None,
                  cancel: threading.Event | None = None, group_chunks: int = GROUP_CHUNKS,
                  pdf_time_budget_s: float | None = None,
-                 passwords: Callable[[Path], str | None] | None = None, ocr: bool = True) -> IngestReport:
+                 passwords: Callable[[Path], str | None] | None = None, ocr: bool = True,
+                 superseded: Callable[[str], bool] | None = None) -> IngestReport:
     """Bring the store up to date with `paths`. With `sync`, documents whose files are gone (or that no longer
-    match the patterns under a folder given) are removed. Cancelling keeps everything committed so far.
+    match the patterns under a folder given) are removed, and so are those whose path `superseded` accepts
+    (another copy of files now ingested from `paths`). Cancelling keeps everything committed so far.
     `passwords(path)` gives each encrypted PDF its own password (e.g. `PasswordBook.for_path`); without it every
     file gets `password`. With `ocr`, PDF pages without a text layer are read by OCR (progress phase "OCR", note
     "page 3/12")."""
@@ -346,7 +348,8 @@ def ingest_paths(store: DocumentStore, paths: Iterable[str | Path], *, sync: boo
         if sync and not report.cancelled:
             present = {str(c.path) for c in found.files}
             gone = [record.path for record in known.values() if record.path not in present and (
-                not Path(record.path).exists() or any(_is_under(Path(record.path), root) for root in found.roots))]
+                not Path(record.path).exists() or any(_is_under(Path(record.path), root) for root in found.roots)
+                or (superseded is not None and superseded(record.path)))]
             if gone:
                 progress.emit(phase="removing", current_path=None)
                 report.removed = store.remove(gone)

@@ -439,11 +439,12 @@ class Session:
         what: str = "",
         on_progress: Callable[["IngestProgress"], None] | None = None,
         cancel: threading.Event | None = None,
+        superseded: Callable[[str], bool] | None = None,
     ) -> "IngestReport":
         """Add or update `paths` with the settings' chunking and file rules. One ingest at a time (SessionBusy).
         Encrypted PDFs get their password from `password_file` (default: the `ingest.password_file` setting),
         then `password`; a password file that cannot be used fails the run (PasswordFileError) before any file
-        is read."""
+        is read. With `sync`, documents whose path `superseded` accepts are removed as well."""
         if not self._ingest_lock.acquire(blocking=False):
             raise SessionBusy("an ingest is already running; wait for it or stop it first")
         what = what or ", ".join(Path(p).name or str(p) for p in paths)
@@ -486,7 +487,7 @@ class Session:
                     max_file_mb=ingest.max_file_mb, on_progress=progress, cancel=cancel,
                     pdf_time_budget_s=ingest.pdf_time_budget_s,
                     passwords=book.for_path if book is not None else None,
-                    ocr=ingest.ocr,
+                    ocr=ingest.ocr, superseded=superseded,
                 )
                 if book is not None and book.warnings:  # e.g. other users can read it
                     report.warnings.setdefault(str(password_file), []).extend(book.warnings)
@@ -517,13 +518,22 @@ class Session:
         return True
 
     def ingest_sample_docs(self) -> "IngestReport":
-        """The demo's store: sample_docs/ ingested (unchanged files are skipped)."""
+        """The demo's store: sample_docs/ ingested (unchanged files are skipped). The sample documents of another
+        checkout, ingested when the demo ran from there, are removed, or every source would be shown twice;
+        other files added to the demo's store stay."""
         docs = locations.sample_docs_path()
         if not docs.is_dir():
             raise FileNotFoundError(
                 f"the sample documents folder {docs} is missing; the demo needs a source checkout of selfrag-chat"
             )
-        return self.ingest([docs], sync=True, what="sample documents")
+        names = {path.name for path in docs.iterdir() if path.is_file()}
+        here = docs.resolve()
+
+        def other_checkouts_copy(path: str) -> bool:
+            folder = Path(path).parent
+            return folder.name == docs.name and Path(path).name in names and folder.resolve() != here
+
+        return self.ingest([docs], sync=True, what="sample documents", superseded=other_checkouts_copy)
 
     def reindex(self, embedder: str | None, on_progress: Callable[[int, int], None] | None = None) -> int:
         store = self.open_store(embedder=embedder or self.settings.store.embedder, allow_embedder_change=True)
