@@ -60,6 +60,12 @@ class Result:
     def right_answer(self) -> bool:
         return self.answerable and not self.abstained and self.text == self.expected
 
+    @property
+    def wrong_answer_shown(self) -> bool:
+        """Not abstained and not the right answer, whichever passage it cites: also an answer from the right
+        passage that is not the fact asked for (the router's admin address for its firmware version)."""
+        return not self.abstained and not self.right_answer
+
 
 def questions(trained: bool = False, dev: bool = False) -> list[dict]:
     """The held-out questions (or, with `trained`, the trained questions and paraphrases, for comparison; with
@@ -168,10 +174,7 @@ def figures(results: list[Result]) -> dict[str, str]:
             sum(r.answered_from_wrong for r in results), len(results)),
         "wrong passage marked Relevant + Fully supported (segments)": str(
             sum(r.wrong_relevant_supported for r in results)),
-        # Also counts an answer from the right passage that is not the fact asked for (the router's admin address
-        # for its firmware version): the passage holds the answer, the answer shown is still wrong.
-        "wrong answer shown without abstaining": _ratio(
-            sum(not r.abstained and not r.right_answer for r in results), len(results)),
+        "wrong answer shown without abstaining": _ratio(sum(r.wrong_answer_shown for r in results), len(results)),
     }
 
 
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluate(args.model, entries)
     if args.verbose:
         for r in results:
-            mark = "RIGHT" if r.right_answer else ("abstain" if r.abstained else "WRONG")
+            mark = "RIGHT" if r.right_answer else ("WRONG" if r.wrong_answer_shown else "abstain")
             print(f"{mark:7s} {r.kind:10s} {r.question!r} -> {r.text[:70]!r} "
                   f"right={[round(v, 2) for v in r.right_passages]} wrong={[round(v, 2) for v in r.wrong_passages]}")
     measured = figures(results)
